@@ -1,0 +1,98 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Integer = (minimum: number, maximum: number, value: number) =>
+  Type.Integer({ minimum, maximum, default: value })
+
+const DEV_JWT_SECRET = 'pulsewatch-development-secret-not-for-production'
+
+export const ConfigSchema = Type.Object({
+  PORT: Integer(0, 65535, 3000),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(level => Type.Literal(level)), { default: 'info' }),
+  DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/pulsewatch' }),
+  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'pw:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Integer(10, 60_000, 250),
+  JWT_SECRET: Type.String({ minLength: 1, default: DEV_JWT_SECRET }),
+  ACCESS_TOKEN_TTL: Integer(10, 86_400, 900),
+  REFRESH_TOKEN_TTL: Integer(60, 31_536_000, 604_800),
+  RATE_LIMIT_MAX: Integer(1, 1_000_000, 100),
+  RATE_LIMIT_WINDOW_MS: Integer(100, 86_400_000, 60_000),
+  LOGIN_RATE_LIMIT_MAX: Integer(1, 1_000_000, 5),
+  CACHE_TTL: Integer(1, 86_400, 60),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  REVOCATION_FAIL_MODE: Type.Union([Type.Literal('closed'), Type.Literal('open')], { default: 'closed' }),
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  SHUTDOWN_DELAY_MS: Integer(0, 60_000, 2000)
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Variables that may carry credentials: never echoed, and without a default in production. */
+const SECRETS = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Reads the configuration from an environment-like object. An empty variable counts as unset.
+ * Throws a ConfigError whose message is one line naming the variable at fault.
+ */
+export function loadConfig (env: Record<string, string | undefined>): Config {
+  const raw: Record<string, string> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const production = raw.NODE_ENV === 'production'
+  if (production) {
+    for (const key of SECRETS) {
+      if (raw[key] === undefined) throw new ConfigError(`${key} is required when NODE_ENV=production`)
+    }
+    if ((raw.JWT_SECRET ?? '').length < 32) {
+      throw new ConfigError('JWT_SECRET must be at least 32 characters when NODE_ENV=production')
+    }
+  }
+
+  const fail = (key: string, schema: TSchema): never => {
+    const shown = SECRETS.includes(key) ? '' : ` (got ${JSON.stringify(raw[key])})`
+    throw new ConfigError(`${key} is invalid: ${describe(schema)}${shown}`)
+  }
+  for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
+    // Value.Convert would quietly turn "3.5" into 3: integers must be written as integers.
+    if (schema.type === 'integer' && raw[key] !== undefined && !/^\d+$/.test(raw[key])) fail(key, schema)
+  }
+
+  const config = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, { ...raw }))
+  const error = Value.Errors(ConfigSchema, config).First()
+  if (error !== undefined) fail(error.path.split('/')[1] ?? 'configuration', error.schema)
+  return config as Config
+}
+
+function describe (schema: TSchema): string {
+  if (schema.anyOf !== undefined) return `expected one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
+  if (schema.type === 'integer') return `expected an integer from ${schema.minimum} to ${schema.maximum}`
+  if (schema.type === 'boolean') return 'expected true or false'
+  if (schema.pattern !== undefined) return `expected a value matching ${schema.pattern}`
+  return 'expected a non-empty string'
+}
+
+/** A connection URL fit for a log line: the password, if any, is masked. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparseable URL)'
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}

@@ -1,0 +1,41 @@
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { STATUS_CODES } from 'node:http'
+
+// Errors that mean "PostgreSQL cannot answer now", as opposed to a bug: network codes, and the
+// server's admin-shutdown, cannot-connect-now, too-many-connections and connection-exception classes.
+const UNAVAILABLE_CODES = /^(E(CONNREFUSED|CONNRESET|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|AI_AGAIN)|57P0[123]|53300|08\d{3})$/
+const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error/
+
+export function isUnavailable (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  return (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || UNAVAILABLE_MESSAGES.test(err.message)
+}
+
+/**
+ * Every error leaves in Fastify's shape, `{ statusCode, error, message, code? }`. A client error keeps
+ * its message (Fastify's and ours are written for clients); a server error is logged in full and
+ * answered with a generic message, so that no stack, SQL or internal name ever reaches a client.
+ */
+export default fp(async function errors (fastify) {
+  fastify.setErrorHandler((err: FastifyError, request, reply) => {
+    let statusCode = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (statusCode === 500 && isUnavailable(err)) statusCode = 503
+    if (statusCode >= 500) request.log.error({ err }, 'request failed')
+    const client = statusCode < 500 || err.expose === true
+    return reply.code(statusCode).send({
+      statusCode,
+      error: STATUS_CODES[statusCode] ?? 'Error',
+      message: client ? err.message : statusCode === 503 ? 'A dependency is unavailable, try again shortly' : 'Internal Server Error',
+      ...(client && typeof err.code === 'string' ? { code: err.code } : {})
+    })
+  })
+}, { name: 'errors' })
+
+declare module 'fastify' {
+  interface FastifyError {
+    /** Set on errors whose message is meant for the client even with a 5xx status. */
+    expose?: boolean
+  }
+}

@@ -1,0 +1,43 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ErrorSchema } from '../schemas/common.js'
+
+const CHECK_TIMEOUT_MS = 1000
+
+const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  checks: Type.Object({ redis: Check, postgres: Check })
+})
+
+async function check (probe: () => Promise<unknown>): Promise<'ok' | 'fail'> {
+  const timeout = sleep(CHECK_TIMEOUT_MS, 'fail' as const, { ref: false })
+  return await Promise.race([probe().then(() => 'ok' as const, () => 'fail' as const), timeout])
+}
+
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/healthz', {
+    config: { rateLimit: false },
+    schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
+  }, async () => ({ status: 'ok' as const }))
+
+  // A failing dependency is reported but still answers 200: one shared outage must not pull
+  // every replica out of the Service at once. 503 means only "starting or draining".
+  fastify.get('/readyz', {
+    config: { rateLimit: false },
+    schema: { tags: ['health'], summary: 'Readiness, with the state of each dependency', response: { 200: Readiness, 503: ErrorSchema } }
+  }, async (request, reply) => {
+    if (fastify.lifecycle.draining) {
+      return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Draining for shutdown' })
+    }
+    const [redis, postgres] = await Promise.all([
+      check(async () => await fastify.redis.ping()),
+      check(async () => await fastify.pg.query('SELECT 1'))
+    ])
+    const status = redis === 'ok' && postgres === 'ok' ? 'ok' as const : 'degraded' as const
+    return { status, checks: { redis, postgres } }
+  })
+}
+
+export default health

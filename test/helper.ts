@@ -1,0 +1,92 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import type { DestinationStream } from 'pino'
+import type { Test } from 'tap'
+import app, { serverOptions } from '../app.js'
+import { loadConfig } from '../config.js'
+
+export type Env = Record<string, string>
+
+function required (name: string): string {
+  const value = process.env[name]
+  if (value === undefined) throw new Error(`${name} is not set: run the suite with npm test`)
+  return value
+}
+
+export const TEST_REDIS_URL = (): string => required('TEST_REDIS_URL')
+export const TEST_DATABASE_URL = (): string => required('TEST_DATABASE_URL')
+
+/** The same server, another database. */
+export function databaseUrl (serverUrl: string, database: string): string {
+  const url = new URL(serverUrl)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+/** A new, empty database on the given server, dropped at teardown. */
+export async function createDatabase (t: Test, serverUrl = TEST_DATABASE_URL()): Promise<string> {
+  const name = `pw_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  await admin.end()
+  t.teardown(async () => {
+    const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 2000 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    } catch {
+      // the test stopped this server for good; its folder goes away with the run
+    } finally {
+      await client.end().catch(() => {})
+    }
+  })
+  return databaseUrl(serverUrl, name)
+}
+
+/** Deletes every key under a prefix at teardown (SCAN is fine in a test; the service never uses it). */
+export function cleanKeys (t: Test, redisUrl: string, prefix: string): void {
+  t.teardown(async () => {
+    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+    redis.on('error', () => {})
+    try {
+      await redis.connect()
+      for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
+        if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
+      }
+    } catch {
+      // the test stopped this Redis for good
+    } finally {
+      redis.disconnect()
+    }
+  })
+}
+
+/** A complete environment for one app (or several sharing it): its own database and key prefix. */
+export async function testEnv (t: Test, overrides: Env = {}): Promise<Env> {
+  const redisUrl = overrides.REDIS_URL ?? TEST_REDIS_URL()
+  const prefix = overrides.REDIS_KEY_PREFIX ?? `pwt:${randomBytes(4).toString('hex')}:`
+  cleanKeys(t, redisUrl, prefix)
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    SHUTDOWN_DELAY_MS: '0',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    DATABASE_URL: overrides.DATABASE_URL ?? await createDatabase(t),
+    ...overrides
+  }
+}
+
+/** Builds the app on real Redis and PostgreSQL and closes it at teardown. Pass an env from testEnv to share it. */
+export async function build (t: Test, env?: Env, options: { stream?: DestinationStream } = {}): Promise<FastifyInstance> {
+  const config = loadConfig(env ?? await testEnv(t))
+  const fastify = Fastify(serverOptions(config, options.stream))
+  t.teardown(async () => await fastify.close())
+  await fastify.register(app, { config })
+  await fastify.ready()
+  return fastify
+}
