@@ -2,14 +2,23 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
+import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import redis from './plugins/external/redis.js'
+import auth from './plugins/app/auth.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
 import migrations from './plugins/app/migrations.js'
+import passwords from './plugins/app/passwords.js'
+import refreshTokensRepository from './plugins/app/refresh-tokens-repository.js'
 import requestId, { genReqId } from './plugins/app/request-id.js'
+import revocation from './plugins/app/revocation.js'
+import tokens from './plugins/app/tokens.js'
+import usersRepository from './plugins/app/users-repository.js'
 import validation from './plugins/app/validation.js'
+import authRoutes from './routes/auth/index.js'
 import health from './routes/health.js'
+import usersRoutes from './routes/users/index.js'
 
 export interface AppOptions {
   config: Config
@@ -25,9 +34,19 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
 
   await fastify.register(redis)
   await fastify.register(postgres)
+  await fastify.register(jwt)
   await fastify.register(migrations)
 
+  await fastify.register(passwords)
+  await fastify.register(usersRepository)
+  await fastify.register(refreshTokensRepository)
+  await fastify.register(revocation)
+  await fastify.register(tokens)
+  await fastify.register(auth)
+
   await fastify.register(health)
+  await fastify.register(authRoutes, { prefix: '/auth' })
+  await fastify.register(usersRoutes, { prefix: '/users' })
 }
 
 export default fp(app, { name: 'pulsewatch' })

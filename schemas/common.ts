@@ -6,3 +6,5 @@ export const ErrorSchema = Type.Object({
   message: Type.String(),
   code: Type.Optional(Type.String())
 }, { $id: 'Error', description: 'Every error answer' })
+
+export const NoContent = Type.Null({ description: 'No content' })

@@ -7,6 +7,11 @@ import { STATUS_CODES } from 'node:http'
 const UNAVAILABLE_CODES = /^(E(CONNREFUSED|CONNRESET|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|AI_AGAIN)|57P0[123]|53300|08\d{3})$/
 const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error/
 
+/** An error that the error handler answers with this status and, for a 5xx, still this message. */
+export function httpError (statusCode: number, message: string): FastifyError {
+  return Object.assign(new Error(message), { statusCode, code: '', expose: true, name: 'HttpError' })
+}
+
 export function isUnavailable (err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = (err as { code?: unknown }).code
@@ -28,7 +33,7 @@ export default fp(async function errors (fastify) {
       statusCode,
       error: STATUS_CODES[statusCode] ?? 'Error',
       message: client ? err.message : statusCode === 503 ? 'A dependency is unavailable, try again shortly' : 'Internal Server Error',
-      ...(client && typeof err.code === 'string' ? { code: err.code } : {})
+      ...(client && typeof err.code === 'string' && err.code !== '' ? { code: err.code } : {})
     })
   })
 }, { name: 'errors' })

@@ -1,0 +1,81 @@
+import type { PostgresDb } from '@fastify/postgres'
+import fp from 'fastify-plugin'
+import type { Role, User } from '../../schemas/user.js'
+
+interface UserRow {
+  id: string
+  email: string
+  name: string
+  role: Role
+  created_at: Date
+  updated_at: Date
+}
+
+export interface Credentials { id: string, role: Role, passwordHash: string, generation: number }
+
+const COLUMNS = 'id, email, name, role, created_at, updated_at'
+
+const toUser = (row: UserRow): User => ({
+  id: row.id,
+  email: row.email,
+  name: row.name,
+  role: row.role,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString()
+})
+
+const isUniqueViolation = (err: unknown): boolean => (err as { code?: string }).code === '23505'
+
+/** The users table, in parameterised SQL. Knows nothing of caching or tokens. */
+export function createUsersRepository (pg: PostgresDb) {
+  return {
+    async create (input: { email: string, name: string, passwordHash: string, role?: Role }): Promise<User | 'exists'> {
+      try {
+        const { rows } = await pg.query<UserRow>(
+          `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+          [input.email, input.name, input.passwordHash, input.role ?? 'user'])
+        return toUser(rows[0] as UserRow)
+      } catch (err) {
+        if (isUniqueViolation(err)) return 'exists'
+        throw err
+      }
+    },
+
+    async findById (id: string): Promise<User | undefined> {
+      const { rows } = await pg.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id])
+      return rows[0] === undefined ? undefined : toUser(rows[0])
+    },
+
+    async findCredentials (email: string): Promise<Credentials | undefined> {
+      const { rows } = await pg.query<{ id: string, role: Role, password_hash: string, token_generation: number }>(
+        'SELECT id, role, password_hash, token_generation FROM users WHERE email = $1', [email])
+      const row = rows[0]
+      return row === undefined ? undefined : { id: row.id, role: row.role, passwordHash: row.password_hash, generation: row.token_generation }
+    },
+
+    /** The user's token generation, or undefined when the user no longer exists. */
+    async generation (id: string): Promise<number | undefined> {
+      const { rows } = await pg.query<{ token_generation: number }>('SELECT token_generation FROM users WHERE id = $1', [id])
+      return rows[0]?.token_generation
+    },
+
+    /** Rejects every token issued so far: returns the new generation, or undefined for an unknown user. */
+    async bumpGeneration (id: string): Promise<number | undefined> {
+      const { rows } = await pg.query<{ token_generation: number }>(
+        'UPDATE users SET token_generation = token_generation + 1 WHERE id = $1 RETURNING token_generation', [id])
+      return rows[0]?.token_generation
+    }
+  }
+}
+
+export type UsersRepository = ReturnType<typeof createUsersRepository>
+
+export default fp(async function usersRepository (fastify) {
+  fastify.decorate('usersRepository', createUsersRepository(fastify.pg))
+}, { name: 'users-repository', dependencies: ['postgres'] })
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    usersRepository: UsersRepository
+  }
+}

@@ -1,0 +1,70 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { httpError } from '../../plugins/app/errors.js'
+import { Credentials, LogoutRequest, RefreshRequest, Registration, TokenPair } from '../../schemas/auth.js'
+import { ErrorSchema, NoContent } from '../../schemas/common.js'
+import { User } from '../../schemas/user.js'
+
+const bearer = [{ bearerAuth: [] }]
+
+const auth: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { usersRepository, refreshTokensRepository, passwords, tokens, revocation } = fastify
+
+  fastify.post('/register', {
+    schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, 400: ErrorSchema, 409: ErrorSchema } }
+  }, async (request, reply) => {
+    const { email, password, name } = request.body
+    const user = await usersRepository.create({ email: email.toLowerCase(), name, passwordHash: await passwords.hash(password) })
+    if (user === 'exists') throw httpError(409, 'A user with this email already exists')
+    return await reply.code(201).send(user)
+  })
+
+  fastify.post('/login', {
+    schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema } }
+  }, async (request) => {
+    const found = await usersRepository.findCredentials(request.body.email.toLowerCase())
+    // Same work and the same answer for an unknown email as for a wrong password.
+    const valid = await passwords.verify(request.body.password, found?.passwordHash)
+    if (!valid || found === undefined) throw httpError(401, 'Invalid email or password')
+    return await tokens.issue(found)
+  })
+
+  fastify.post('/refresh', {
+    schema: { tags: ['auth'], summary: 'Spend a refresh token for a new pair', body: RefreshRequest, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema } }
+  }, async (request) => {
+    const spent = await refreshTokensRepository.spend(request.body.refreshToken)
+    if (spent === 'reused') {
+      // A spent token presented again means it leaked: end that whole login, access tokens included.
+      const family = await refreshTokensRepository.revokeFamilyOf(request.body.refreshToken)
+      if (family !== undefined) await revocation.revokeSession(family.userId, family.familyId)
+      request.log.warn({ userId: family?.userId }, 'refresh token reuse: login revoked')
+    }
+    if (spent === undefined || spent === 'reused') throw httpError(401, 'Invalid or expired refresh token')
+    return await tokens.issue({ id: spent.userId, role: spent.role, generation: spent.generation }, spent.familyId)
+  })
+
+  fastify.post('/logout', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['auth'], summary: 'End this login on every instance', security: bearer, body: LogoutRequest, response: { 204: NoContent, 401: ErrorSchema, 503: ErrorSchema } }
+  }, async (request, reply) => {
+    const { sub, sid } = request.user
+    await revocation.revokeToken(request.user)
+    await revocation.revokeSession(sub, sid)
+    await refreshTokensRepository.revokeFamily(sid)
+    const other = request.body?.refreshToken
+    const family = other === undefined ? undefined : await refreshTokensRepository.revokeFamilyOf(other, sub)
+    if (family !== undefined && family.familyId !== sid) await revocation.revokeSession(sub, family.familyId)
+    return await reply.code(204).send(null)
+  })
+
+  fastify.post('/logout-all', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['auth'], summary: 'Revoke every token issued to this user so far', security: bearer, response: { 204: NoContent, 401: ErrorSchema, 503: ErrorSchema } }
+  }, async (request, reply) => {
+    const generation = await usersRepository.bumpGeneration(request.user.sub)
+    if (generation === undefined) throw httpError(401, 'Token has been revoked')
+    await revocation.cutOff(request.user.sub, generation)
+    return await reply.code(204).send(null)
+  })
+}
+
+export default auth

@@ -1,0 +1,21 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const Id = Type.String({ format: 'uuid', description: 'A user id (UUID)' })
+export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+export const Password = Type.String({ minLength: 8, maxLength: 128 })
+export const Name = Type.String({ minLength: 1, maxLength: 100 })
+export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
+
+export const User = Type.Object({
+  id: Id,
+  email: Email,
+  name: Name,
+  role: Role,
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+}, { $id: 'User', additionalProperties: false })
+
+export type User = Static<typeof User>
+export type Role = Static<typeof Role>
+
+export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
