@@ -16,7 +16,6 @@ try {
 }
 
 const fastify = Fastify(serverOptions(config))
-await fastify.register(app, { config })
 
 closeWithGrace({ delay: config.SHUTDOWN_DELAY_MS + 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) fastify.log.error({ err }, 'closing after an unexpected error')
@@ -25,6 +24,7 @@ closeWithGrace({ delay: config.SHUTDOWN_DELAY_MS + 10_000 }, async ({ signal, er
 })
 
 try {
+  await fastify.register(app, { config })
   await fastify.listen({ port: config.PORT, host: config.HOST })
 } catch (err) {
   fail(`cannot start: ${(err as Error).message}`)

@@ -11,6 +11,8 @@ import pg from 'pg'
 export interface LocalServer {
   readonly url: string
   readonly port: number
+  /** The running process's pid (to SIGSTOP it, say). */
+  readonly pid: number
   /** Starts the process again on the same port and data folder. */
   start (): Promise<void>
   /** SIGTERM, or SIGKILL with `crash`, and waits for the process to be gone. */
@@ -67,6 +69,10 @@ function managed (name: string, url: string, port: number, launch: () => ChildPr
   return {
     url,
     port,
+    get pid () {
+      if (child?.pid === undefined) throw new Error(`${name} is not running`)
+      return child.pid
+    },
     async start () {
       if (alive(child)) return
       child = launch()

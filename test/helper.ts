@@ -1,11 +1,14 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
 import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import app, { serverOptions } from '../app.js'
 import { loadConfig } from '../config.js'
+import { makeTempDir, startPostgres, startRedis, type LocalServer } from '../scripts/servers.js'
 
 export type Env = Record<string, string>
 
@@ -89,4 +92,33 @@ export async function build (t: Test, env?: Env, options: { stream?: Destination
   await fastify.register(app, { config })
   await fastify.ready()
   return fastify
+}
+
+/** A redis-server of this test's own, which it may stop, kill and restart; gone at teardown. */
+export async function privateRedis (t: Test): Promise<LocalServer> {
+  const dir = makeTempDir('pw-redis-')
+  const server = await startRedis(join(dir, 'redis'))
+  t.teardown(async () => {
+    await server.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return server
+}
+
+/** A PostgreSQL cluster of this test's own (about a second to start); gone at teardown. */
+export async function privatePostgres (t: Test): Promise<LocalServer> {
+  const dir = makeTempDir('pw-postgres-')
+  const server = await startPostgres(join(dir, 'postgres'))
+  t.teardown(async () => {
+    await server.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return server
+}
+
+/** Runs `fn` and returns its result with the milliseconds it took. */
+export async function timed<T> (fn: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now()
+  const result = await fn()
+  return [result, performance.now() - started]
 }

@@ -12,5 +12,7 @@ const shared: Options = { useDefaults: true, removeAdditional: false, allErrors:
 export default fp(async function validation (fastify) {
   const body = formats.default(new Ajv({ ...shared, coerceTypes: false }))
   const text = formats.default(new Ajv({ ...shared, coerceTypes: 'array' }))
+  // The API speaks JSON only: any other body, text/plain included, is a 415.
+  fastify.removeContentTypeParser('text/plain')
   fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : text).compile(schema))
 }, { name: 'validation' })

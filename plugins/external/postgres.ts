@@ -16,7 +16,7 @@ export default fp(async function postgres (fastify) {
     max: 20,
     connectionTimeoutMillis: 2000,
     idleTimeoutMillis: 30_000,
-    query_timeout: 10_000,
+    query_timeout: 5000,
     application_name: 'pulsewatch'
   })
   fastify.pg.pool.on('error', (err) => fastify.log.warn({ err }, 'idle postgres connection lost'))

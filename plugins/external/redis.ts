@@ -1,7 +1,6 @@
 import fastifyRedis from '@fastify/redis'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
-import { once } from 'node:events'
 import { redactUrl } from '../../config.js'
 
 const BOOT_DEADLINE_MS = 5000
@@ -49,7 +48,12 @@ export default fp(async function redis (fastify) {
   await fastify.register(fastifyRedis, { client, closeClient: true })
 }, { name: 'redis' })
 
+/** Waits for the first connection while ioredis retries refused ones, up to the boot deadline. */
 async function waitForReady (client: Redis): Promise<void> {
   if (client.status === 'ready') return
-  await once(client, 'ready', { signal: AbortSignal.timeout(BOOT_DEADLINE_MS) })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { client.off('ready', ready); reject(new Error('timeout')) }, BOOT_DEADLINE_MS)
+    const ready = (): void => { clearTimeout(timer); resolve() }
+    client.once('ready', ready)
+  })
 }

@@ -1,0 +1,62 @@
+import t from 'tap'
+import { ConfigError, loadConfig, redactUrl } from '../config.js'
+
+const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://db/pw', REDIS_URL: 'rediss://cache:6380' }
+
+t.test('every variable has the contract default outside production', async t => {
+  t.match(loadConfig({}), {
+    PORT: 3000,
+    HOST: '0.0.0.0',
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pulsewatch',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_KEY_PREFIX: 'pw:',
+    ACCESS_TOKEN_TTL: 900,
+    REFRESH_TOKEN_TTL: 604800,
+    RATE_LIMIT_MAX: 100,
+    RATE_LIMIT_WINDOW_MS: 60000,
+    LOGIN_RATE_LIMIT_MAX: 5,
+    CACHE_TTL: 60,
+    TRUST_PROXY: false,
+    REVOCATION_FAIL_MODE: 'closed',
+    MIGRATE_ON_START: true
+  })
+})
+
+t.test('values are converted from their text, and an empty variable counts as unset', async t => {
+  t.match(loadConfig({ PORT: '8080', TRUST_PROXY: 'true', MIGRATE_ON_START: 'false', HOST: '' }), { PORT: 8080, TRUST_PROXY: true, MIGRATE_ON_START: false, HOST: '0.0.0.0' })
+})
+
+t.test('a malformed variable is refused with one line naming it', async t => {
+  const cases: Record<string, string> = {
+    PORT: 'abc',
+    RATE_LIMIT_MAX: '3.5',
+    CACHE_TTL: '0',
+    TRUST_PROXY: 'yes',
+    LOG_LEVEL: 'loud',
+    REVOCATION_FAIL_MODE: 'ajar',
+    DATABASE_URL: 'mysql://db',
+    REDIS_URL: 'http://cache',
+    REDIS_KEY_PREFIX: 'has space',
+    NODE_ENV: 'staging'
+  }
+  for (const [key, value] of Object.entries(cases)) {
+    const err = t.throws(() => loadConfig({ [key]: value }), ConfigError, key) as Error
+    t.match(err.message, new RegExp(`^${key} is invalid: [^\\n]+$`), key)
+  }
+})
+
+t.test('production requires a JWT secret of at least 32 characters and explicit connection URLs', async t => {
+  t.ok(loadConfig(production))
+  t.throws(() => loadConfig({ ...production, JWT_SECRET: 'x'.repeat(31) }), /^JWT_SECRET must be at least 32 characters/)
+  for (const key of ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']) {
+    t.throws(() => loadConfig({ ...production, [key]: undefined }), new RegExp(`^${key} is required when NODE_ENV=production`))
+  }
+})
+
+t.test('secrets are never echoed in a refusal', async t => {
+  const err = t.throws(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })) as Error
+  t.notMatch(err.message, /hunter2/)
+  t.equal(redactUrl('rediss://user:hunter2@cache:6380/0'), 'rediss://user:***@cache:6380/0')
+})

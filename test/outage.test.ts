@@ -1,0 +1,98 @@
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import { build, createDatabase, privatePostgres, privateRedis, testEnv, timed } from './helper.js'
+import { bearer, login, register } from './users.js'
+
+async function authedGet (app: FastifyInstance, token: string): Promise<number> {
+  return (await app.inject({ url: '/users/me', headers: bearer(token) })).statusCode
+}
+
+t.test('Redis stopped: readiness turns degraded at once, and recovers when Redis returns, without a restart', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url }))
+  await redis.stop({ crash: true })
+
+  const [res, ms] = await timed(async () => await app.inject('/readyz'))
+  t.equal(res.statusCode, 200, 'still 200: one shared outage must not pull every replica')
+  t.same(res.json(), { status: 'degraded', checks: { redis: 'fail', postgres: 'ok' } })
+  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+  t.equal((await app.inject('/healthz')).statusCode, 200)
+
+  await redis.start()
+  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok'), 'ready again')
+})
+
+t.test('REVOCATION_FAIL_MODE=closed answers 503 within a second while Redis is down, then recovers by itself', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'closed' }))
+  const { accessToken } = await login(app, await register(app))
+  await redis.stop()
+
+  const [res, ms] = await timed(async () => await app.inject({ url: '/users/me', headers: bearer(accessToken) }))
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { statusCode: 503, error: 'Service Unavailable', message: /revocation/ })
+  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+
+  await redis.start()
+  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200), 'tokens verify again')
+})
+
+t.test('REVOCATION_FAIL_MODE=open lets verified tokens through while Redis is down, and still refuses bad ones', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'open' }))
+  const { accessToken } = await login(app, await register(app))
+  await redis.stop()
+
+  const [status, ms] = await timed(async () => await authedGet(app, accessToken))
+  t.equal(status, 200)
+  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+  t.equal(await authedGet(app, `${accessToken}x`), 401)
+
+  await redis.start()
+  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok'))
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })
+  t.equal(await authedGet(app, accessToken), 401, 'revocation works again after the outage')
+})
+
+t.test('a hung Redis (SIGSTOP) costs a request at most the command timeout', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'closed' }))
+  const { accessToken } = await login(app, await register(app))
+  process.kill(redis.pid, 'SIGSTOP')
+  t.teardown(() => { process.kill(redis.pid, 'SIGCONT') })
+
+  const [status, ms] = await timed(async () => await authedGet(app, accessToken))
+  t.equal(status, 503)
+  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+  process.kill(redis.pid, 'SIGCONT')
+  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200))
+})
+
+t.test('PostgreSQL stopped: routes that need it answer 503 in the contract shape, readiness degrades, and both recover', async t => {
+  const postgres = await privatePostgres(t)
+  const app = await build(t, await testEnv(t, { DATABASE_URL: await createDatabase(t, postgres.url) }))
+  const user = await register(app)
+  await postgres.stop()
+
+  const [res, ms] = await timed(async () => await app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: user.password } }))
+  t.equal(res.statusCode, 503)
+  t.same(Object.keys(res.json()).sort(), ['error', 'message', 'statusCode'])
+  t.notMatch(res.body, /ECONNREFUSED|127\.0\.0\.1|SELECT|postgres/i, 'no internal detail leaks')
+  t.ok(ms < 3000, `answered in ${Math.round(ms)} ms`)
+  const ready = await app.inject('/readyz')
+  t.equal(ready.statusCode, 200)
+  t.same(ready.json(), { status: 'degraded', checks: { redis: 'ok', postgres: 'fail' } })
+
+  await postgres.start()
+  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: user.password } })).statusCode === 200))
+  t.equal((await app.inject('/readyz')).json().status, 'ok')
+})
+
+async function waitFor (predicate: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await predicate()) return
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error(`condition not met within ${ms} ms`)
+}

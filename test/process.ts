@@ -1,0 +1,42 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import type { Test } from 'tap'
+import { freePort } from '../scripts/servers.js'
+
+export interface ServerProcess {
+  child: ChildProcess
+  url: string
+  stdout: () => string
+  stderr: () => string
+  /** Resolves with the exit code (or signal name) and how long after `since` it came. */
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+/** Runs server.ts from source in a child process, as `npm run dev` does but without the local servers. */
+export async function spawnServer (t: Test, env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return { child, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited }
+}
+
+/** Waits until the process answers /healthz; fails if it exits first. */
+export async function listening (server: ServerProcess, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null) throw new Error(`server exited: ${server.stderr()}`)
+    try {
+      if ((await fetch(`${server.url}/healthz`)).ok) return
+    } catch {}
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error('server did not start listening')
+}
