@@ -4,12 +4,16 @@ import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
+import rateLimit from './plugins/external/rate-limit.js'
 import redis from './plugins/external/redis.js'
 import auth from './plugins/app/auth.js'
+import counters from './plugins/app/counters.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
+import loginLimit from './plugins/app/login-limit.js'
 import migrations from './plugins/app/migrations.js'
 import passwords from './plugins/app/passwords.js'
+import redisBreaker from './plugins/app/redis-breaker.js'
 import refreshTokensRepository from './plugins/app/refresh-tokens-repository.js'
 import requestId, { genReqId } from './plugins/app/request-id.js'
 import revocation from './plugins/app/revocation.js'
@@ -37,12 +41,16 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(jwt)
   await fastify.register(migrations)
 
+  await fastify.register(redisBreaker)
+  await fastify.register(counters)
   await fastify.register(passwords)
   await fastify.register(usersRepository)
   await fastify.register(refreshTokensRepository)
   await fastify.register(revocation)
   await fastify.register(tokens)
   await fastify.register(auth)
+  await fastify.register(rateLimit)
+  await fastify.register(loginLimit)
 
   await fastify.register(health)
   await fastify.register(authRoutes, { prefix: '/auth' })

@@ -22,27 +22,46 @@ function unauthorized (reply: FastifyReply, message: string, detail = ', error="
 }
 
 /**
- * `authenticate`, the onRequest hook of every protected route: the token must verify (HS256, our
- * key, not expired, not before its nbf, every claim present and well typed), and neither the token,
- * its login nor its generation may be revoked. Any failure is a 401 that says nothing of the token.
- * When Redis cannot say whether it is revoked, REVOCATION_FAIL_MODE decides: 503, or let it through.
+ * `accessClaims(request)`: the claims of the request's bearer token when it verifies (HS256, our key,
+ * not expired, not before its nbf, every claim present and well typed), else undefined. Memoised per
+ * request: the rate limiter keys on it before `authenticate` runs, and the token is verified once.
+ *
+ * `authenticate`, the onRequest hook of every protected route: the token must verify, and neither
+ * the token, its login nor its generation may be revoked. Any failure is a 401 that says nothing of
+ * the token. When Redis cannot say whether it is revoked, REVOCATION_FAIL_MODE decides: 503, or let it through.
  */
 export default fp(async function auth (fastify) {
   const failOpen = fastify.config.REVOCATION_FAIL_MODE === 'open'
+  const verified = new WeakMap<FastifyRequest, Promise<AccessClaims | undefined>>()
+
+  async function verify (request: FastifyRequest): Promise<AccessClaims | undefined> {
+    if (request.headers.authorization === undefined) return undefined
+    try {
+      // @fastify/jwt throws a variety of errors (some as 500s) for malformed tokens: all mean "no".
+      const claims: unknown = await request.jwtVerify()
+      return Claims.Check(claims) ? claims : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  fastify.decorate('accessClaims', async function accessClaims (request: FastifyRequest) {
+    let claims = verified.get(request)
+    if (claims === undefined) {
+      claims = verify(request)
+      verified.set(request, claims)
+    }
+    return await claims
+  })
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     if (request.headers.authorization === undefined) throw unauthorized(reply, 'Missing bearer token', '')
-    try {
-      // @fastify/jwt throws a variety of errors (some as 500s) for malformed tokens: all are 401 here.
-      const claims: unknown = await request.jwtVerify()
-      if (!Claims.Check(claims)) throw new Error('unexpected claims')
-    } catch {
-      throw unauthorized(reply, 'Invalid or expired token')
-    }
+    const claims = await fastify.accessClaims(request)
+    if (claims === undefined) throw unauthorized(reply, 'Invalid or expired token')
 
     let state: 'ok' | 'revoked'
     try {
-      state = await fastify.revocation.check(request.user)
+      state = await fastify.revocation.check(claims)
     } catch (err) {
       request.log.warn({ err }, 'token revocation check failed')
       if (failOpen) return
@@ -55,6 +74,7 @@ export default fp(async function auth (fastify) {
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    accessClaims: (request: FastifyRequest) => Promise<AccessClaims | undefined>
   }
 }
 

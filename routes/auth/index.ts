@@ -7,7 +7,7 @@ import { User } from '../../schemas/user.js'
 const bearer = [{ bearerAuth: [] }]
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, refreshTokensRepository, passwords, tokens, revocation } = fastify
+  const { usersRepository, refreshTokensRepository, passwords, tokens, revocation, loginLimit } = fastify
 
   fastify.post('/register', {
     schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, 400: ErrorSchema, 409: ErrorSchema } }
@@ -19,12 +19,19 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/login', {
-    schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema } }
-  }, async (request) => {
-    const found = await usersRepository.findCredentials(request.body.email.toLowerCase())
+    schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema } }
+  }, async (request, reply) => {
+    const email = request.body.email.toLowerCase()
+    const { retryAfter } = await loginLimit.attempt(request.ip, email)
+    if (retryAfter !== undefined) {
+      reply.header('retry-after', retryAfter)
+      throw httpError(429, `Too many failed logins, retry in ${retryAfter} seconds`)
+    }
+    const found = await usersRepository.findCredentials(email)
     // Same work and the same answer for an unknown email as for a wrong password.
     const valid = await passwords.verify(request.body.password, found?.passwordHash)
     if (!valid || found === undefined) throw httpError(401, 'Invalid email or password')
+    await loginLimit.succeeded(request.ip, email)
     return await tokens.issue(found)
   })
 

@@ -1,0 +1,54 @@
+import type { FastifyBaseLogger } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+
+const COOLDOWN_MS = 2000
+
+/**
+ * Tells whether Redis is worth asking. Open (skip Redis) while the client is not connected, which
+ * ioredis knows without a round trip, and for a short cool-down after a command failed or timed out
+ * (a hung server still looks connected). So a Redis outage costs one timeout, not one per request.
+ */
+export function createRedisBreaker (redis: Redis, log: FastifyBaseLogger) {
+  let trippedUntil = 0
+  let wasOpen = false
+  let switches = 0
+
+  const observe = (open: boolean): boolean => {
+    if (open !== wasOpen) {
+      wasOpen = open
+      switches++
+      if (open) log.warn('redis unavailable: falling back to per-instance state')
+      else log.info('redis available again: back to shared state')
+    }
+    return open
+  }
+
+  return {
+    get open (): boolean {
+      return observe(redis.status !== 'ready' || Date.now() < trippedUntil)
+    },
+    /** Called with a failed command's error: skip Redis for the cool-down. */
+    trip (err: unknown): void {
+      log.debug({ err }, 'redis command failed')
+      trippedUntil = Date.now() + COOLDOWN_MS
+      observe(true)
+    },
+    /** How many times the breaker has switched, either way (for metrics). */
+    get switches (): number {
+      return switches
+    }
+  }
+}
+
+export type RedisBreaker = ReturnType<typeof createRedisBreaker>
+
+export default fp(async function redisBreaker (fastify) {
+  fastify.decorate('redisBreaker', createRedisBreaker(fastify.redis, fastify.log))
+}, { name: 'redis-breaker', dependencies: ['redis'] })
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    redisBreaker: RedisBreaker
+  }
+}
