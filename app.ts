@@ -7,6 +7,7 @@ import postgres from './plugins/external/postgres.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import redis from './plugins/external/redis.js'
 import auth from './plugins/app/auth.js'
+import cache from './plugins/app/cache.js'
 import counters from './plugins/app/counters.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
@@ -18,6 +19,7 @@ import refreshTokensRepository from './plugins/app/refresh-tokens-repository.js'
 import requestId, { genReqId } from './plugins/app/request-id.js'
 import revocation from './plugins/app/revocation.js'
 import tokens from './plugins/app/tokens.js'
+import usersCache from './plugins/app/users-cache.js'
 import usersRepository from './plugins/app/users-repository.js'
 import validation from './plugins/app/validation.js'
 import authRoutes from './routes/auth/index.js'
@@ -45,6 +47,8 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(counters)
   await fastify.register(passwords)
   await fastify.register(usersRepository)
+  await fastify.register(cache)
+  await fastify.register(usersCache)
   await fastify.register(refreshTokensRepository)
   await fastify.register(revocation)
   await fastify.register(tokens)

@@ -19,3 +19,19 @@ export type User = Static<typeof User>
 export type Role = Static<typeof Role>
 
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
+
+export const UserPatch = Type.Object({
+  email: Type.Optional(Email),
+  name: Type.Optional(Name),
+  password: Type.Optional(Password)
+}, { additionalProperties: false, minProperties: 1 })
+
+export const ListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'Opaque: the nextCursor of the previous page' }))
+}, { additionalProperties: false })
+
+export const UserList = Type.Object({
+  items: Type.Array(User),
+  nextCursor: Type.Union([Type.String(), Type.Null()])
+})

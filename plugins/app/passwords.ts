@@ -12,7 +12,7 @@ function derive (password: string, salt: Buffer, params: ScryptOptions): Promise
   })
 }
 
-async function hash (password: string): Promise<string> {
+export async function hash (password: string): Promise<string> {
   const salt = randomBytes(16)
   const key = await derive(password, salt, CURRENT)
   return ['scrypt', CURRENT.N, CURRENT.r, CURRENT.p, salt.toString('base64'), key.toString('base64')].join('$')

@@ -31,17 +31,28 @@ export function createRevocation (redis: Redis, usersRepository: UsersRepository
     generation: (sub: string) => `gen:{${sub}}`
   }
 
+  // Concurrent requests of one user whose generation is not cached share one PostgreSQL read.
+  const filling = new Map<string, Promise<string>>()
+  async function fill (sub: string): Promise<string> {
+    let pending = filling.get(sub)
+    if (pending === undefined) {
+      pending = (async () => {
+        const current = await usersRepository.generation(sub)
+        const generation = current === undefined ? DELETED : String(current)
+        await redis.set(keys.generation(sub), generation, 'EX', ttl, 'NX')
+        return generation
+      })().finally(() => filling.delete(sub))
+      filling.set(sub, pending)
+    }
+    return await pending
+  }
+
   return {
     /** 'revoked' or 'ok'; throws when Redis (or PostgreSQL, for a refill) cannot answer. */
     async check (claims: AccessClaims): Promise<'ok' | 'revoked'> {
       const [token, session, cached] = await redis.mget(keys.token(claims.sub, claims.jti), keys.session(claims.sub, claims.sid), keys.generation(claims.sub))
       if (token !== null || session !== null) return 'revoked'
-      let generation = cached
-      if (generation === null) {
-        const current = await usersRepository.generation(claims.sub)
-        generation = current === undefined ? DELETED : String(current)
-        await redis.set(keys.generation(claims.sub), generation, 'EX', ttl, 'NX')
-      }
+      const generation = cached ?? await fill(claims.sub)
       return generation === String(claims.gen) ? 'ok' : 'revoked'
     },
 

@@ -24,10 +24,12 @@ const toUser = (row: UserRow): User => ({
   updatedAt: row.updated_at.toISOString()
 })
 
+export interface Page { items: User[], last?: { sortKey: string, id: string } }
+
 const isUniqueViolation = (err: unknown): boolean => (err as { code?: string }).code === '23505'
 
 /** The users table, in parameterised SQL. Knows nothing of caching or tokens. */
-export function createUsersRepository (pg: PostgresDb) {
+export function createUsersRepository (pg: Pick<PostgresDb, 'query'>) {
   return {
     async create (input: { email: string, name: string, passwordHash: string, role?: Role }): Promise<User | 'exists'> {
       try {
@@ -57,6 +59,53 @@ export function createUsersRepository (pg: PostgresDb) {
     async generation (id: string): Promise<number | undefined> {
       const { rows } = await pg.query<{ token_generation: number }>('SELECT token_generation FROM users WHERE id = $1', [id])
       return rows[0]?.token_generation
+    },
+
+    /** Users in creation order, after the given position; `last` is set when more may follow. */
+    async list (limit: number, after?: { sortKey: string, id: string }): Promise<Page> {
+      const { rows } = await pg.query<UserRow & { sort_key: string }>(
+        `SELECT ${COLUMNS}, created_at::text AS sort_key FROM users
+         WHERE $2::timestamptz IS NULL OR (created_at, id) > ($2::timestamptz, $3::uuid)
+         ORDER BY created_at, id LIMIT $1`,
+        [limit + 1, after?.sortKey ?? null, after?.id ?? null])
+      const more = rows.length > limit
+      const page = rows.slice(0, limit)
+      const tail = page.at(-1)
+      return { items: page.map(toUser), ...(more && tail !== undefined ? { last: { sortKey: tail.sort_key, id: tail.id } } : {}) }
+    },
+
+    /**
+     * Changes the given fields; a new password also bumps the token generation (every earlier token
+     * is refused). Undefined for an unknown user, 'exists' when the email belongs to another.
+     */
+    async update (id: string, patch: { email?: string, name?: string, passwordHash?: string }): Promise<{ user: User, generation: number, passwordChanged: boolean } | 'exists' | undefined> {
+      const passwordChanged = patch.passwordHash !== undefined
+      try {
+        const { rows } = await pg.query<UserRow & { token_generation: number }>(
+          `UPDATE users SET email = coalesce($2, email), name = coalesce($3, name), password_hash = coalesce($4, password_hash),
+             token_generation = token_generation + $5, updated_at = clock_timestamp()
+           WHERE id = $1 RETURNING ${COLUMNS}, token_generation`,
+          [id, patch.email ?? null, patch.name ?? null, patch.passwordHash ?? null, passwordChanged ? 1 : 0])
+        const row = rows[0]
+        return row === undefined ? undefined : { user: toUser(row), generation: row.token_generation, passwordChanged }
+      } catch (err) {
+        if (isUniqueViolation(err)) return 'exists'
+        throw err
+      }
+    },
+
+    async remove (id: string): Promise<boolean> {
+      const { rowCount } = await pg.query('DELETE FROM users WHERE id = $1', [id])
+      return rowCount === 1
+    },
+
+    /** Gives a user the admin role, creating the user when the email is new. */
+    async promote (input: { email: string, name: string, passwordHash: string }): Promise<User> {
+      const { rows } = await pg.query<UserRow>(
+        `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
+         ON CONFLICT (email) DO UPDATE SET role = 'admin', updated_at = clock_timestamp()
+         RETURNING ${COLUMNS}`, [input.email, input.name, input.passwordHash])
+      return toUser(rows[0] as UserRow)
     },
 
     /** Rejects every token issued so far: returns the new generation, or undefined for an unknown user. */

@@ -7,7 +7,7 @@ import { User } from '../../schemas/user.js'
 const bearer = [{ bearerAuth: [] }]
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, refreshTokensRepository, passwords, tokens, revocation, loginLimit } = fastify
+  const { usersRepository, usersCache, refreshTokensRepository, passwords, tokens, revocation, loginLimit } = fastify
 
   fastify.post('/register', {
     schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, 400: ErrorSchema, 409: ErrorSchema } }
@@ -15,6 +15,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     const { email, password, name } = request.body
     const user = await usersRepository.create({ email: email.toLowerCase(), name, passwordHash: await passwords.hash(password) })
     if (user === 'exists') throw httpError(409, 'A user with this email already exists')
+    await usersCache.changed(user.id)
     return await reply.code(201).send(user)
   })
 

@@ -1,18 +1,75 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../plugins/app/errors.js'
-import { ErrorSchema } from '../../schemas/common.js'
-import { User } from '../../schemas/user.js'
+import { ErrorSchema, NoContent } from '../../schemas/common.js'
+import { IdParams, ListQuery, User, UserList, UserPatch } from '../../schemas/user.js'
+import { decodeCursor, encodeCursor } from './cursor.js'
 
-const bearer = [{ bearerAuth: [] }]
+const security = [{ bearerAuth: [] }]
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema }
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { usersRepository, usersCache, passwords, revocation } = fastify
+
+  const mayChange = (actor: { sub: string, role: string }, id: string): void => {
+    if (actor.sub !== id && actor.role !== 'admin') throw httpError(403, 'Only the user or an admin may change this user')
+  }
+
   fastify.get('/me', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'The authenticated user', security: bearer, response: { 200: User, 401: ErrorSchema, 404: ErrorSchema } }
+    schema: { tags: ['users'], summary: 'The authenticated user', security, response: { 200: User, 404: ErrorSchema, ...errors } }
   }, async (request) => {
-    const user = await fastify.usersRepository.findById(request.user.sub)
+    const user = await usersRepository.findById(request.user.sub)
     if (user === undefined) throw httpError(404, 'User not found')
     return user
+  })
+
+  fastify.get('/', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['users'], summary: 'Users in creation order, a page at a time (cached)', security, querystring: ListQuery, response: { 200: UserList, ...errors } }
+  }, async (request, reply) => {
+    const after = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor)
+    const { value, hit } = await usersCache.page({ limit: request.query.limit, after })
+    reply.header('x-cache', hit ? 'hit' : 'miss')
+    return { items: value.items, nextCursor: value.last === undefined ? null : encodeCursor(value.last) }
+  })
+
+  fastify.get('/:id', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['users'], summary: 'One user (cached)', security, params: IdParams, response: { 200: User, 404: ErrorSchema, ...errors } }
+  }, async (request, reply) => {
+    const { value, hit } = await usersCache.byId(request.params.id)
+    reply.header('x-cache', hit ? 'hit' : 'miss')
+    if (value === null) throw httpError(404, 'User not found')
+    return value
+  })
+
+  fastify.patch('/:id', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['users'], summary: 'Change a user (self or admin)', security, params: IdParams, body: UserPatch, response: { 200: User, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors } }
+  }, async (request) => {
+    const { id } = request.params
+    mayChange(request.user, id)
+    const { email, name, password } = request.body
+    const passwordHash = password === undefined ? undefined : await passwords.hash(password)
+    const result = await usersRepository.update(id, { email: email?.toLowerCase(), name, passwordHash })
+    if (result === undefined) throw httpError(404, 'User not found')
+    if (result === 'exists') throw httpError(409, 'A user with this email already exists')
+    await usersCache.changed(id)
+    // A new password ends every session: tokens issued before it are refused everywhere.
+    if (result.passwordChanged) await revocation.cutOff(id, result.generation)
+    return result.user
+  })
+
+  fastify.delete('/:id', {
+    onRequest: fastify.authenticate,
+    schema: { tags: ['users'], summary: 'Delete a user and revoke its tokens (self or admin)', security, params: IdParams, response: { 204: NoContent, 403: ErrorSchema, 404: ErrorSchema, ...errors } }
+  }, async (request, reply) => {
+    const { id } = request.params
+    mayChange(request.user, id)
+    if (!await usersRepository.remove(id)) throw httpError(404, 'User not found')
+    await usersCache.changed(id)
+    await revocation.cutOff(id, 'deleted')
+    return await reply.code(204).send(null)
   })
 }
 
