@@ -4,6 +4,9 @@ import { Value } from '@sinclair/typebox/value'
 const Integer = (minimum: number, maximum: number, value: number) =>
   Type.Integer({ minimum, maximum, default: value })
 
+// host:port[,host:port…], for Sentinel and Cluster seed addresses.
+const HOST_LIST = '^[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}(,[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5})*$'
+
 const DEV_JWT_SECRET = 'pulsewatch-development-secret-not-for-production'
 
 export const ConfigSchema = Type.Object({
@@ -15,6 +18,12 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'pw:' }),
   REDIS_COMMAND_TIMEOUT_MS: Integer(10, 60_000, 250),
+  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: HOST_LIST })),
+  REDIS_SENTINEL_NAME: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: HOST_LIST })),
+  REDIS_WAIT_REPLICAS: Integer(0, 16, 0),
+  REDIS_WAIT_TIMEOUT_MS: Integer(1, 10_000, 250),
   JWT_SECRET: Type.String({ minLength: 1, default: DEV_JWT_SECRET }),
   ACCESS_TOKEN_TTL: Integer(10, 86_400, 900),
   REFRESH_TOKEN_TTL: Integer(60, 31_536_000, 604_800),
@@ -31,7 +40,8 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>
 
 /** Variables that may carry credentials: never echoed, and without a default in production. */
-const SECRETS = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']
+const SECRETS = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD']
+const REQUIRED_IN_PRODUCTION = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -49,7 +59,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   const production = raw.NODE_ENV === 'production'
   if (production) {
-    for (const key of SECRETS) {
+    for (const key of REQUIRED_IN_PRODUCTION) {
       if (raw[key] === undefined) throw new ConfigError(`${key} is required when NODE_ENV=production`)
     }
     if ((raw.JWT_SECRET ?? '').length < 32) {
@@ -69,6 +79,9 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   const config = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, { ...raw }))
   const error = Value.Errors(ConfigSchema, config).First()
   if (error !== undefined) fail(error.path.split('/')[1] ?? 'configuration', error.schema)
+  if (raw.REDIS_SENTINELS !== undefined && raw.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError('REDIS_SENTINELS and REDIS_CLUSTER_NODES exclude each other: set one')
+  }
   return config as Config
 }
 

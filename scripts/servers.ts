@@ -1,7 +1,7 @@
 // Private redis-server and PostgreSQL processes on free loopback ports, for tests, `npm run dev` and the
 // benchmarks. Each lives in a folder of its own, so that a test may stop, kill or restart it freely.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer, connect } from 'node:net'
 import { join } from 'node:path'
@@ -100,16 +100,70 @@ async function answersPing (port: number): Promise<boolean> {
   })
 }
 
-/** A redis-server without persistence, like the seed's dev Redis. */
-export async function startRedis (dir: string, port?: number): Promise<LocalServer> {
+/** A redis-server without persistence, like the seed's dev Redis; `extra` adds server arguments. */
+export async function startRedis (dir: string, port?: number, extra: string[] = []): Promise<LocalServer> {
   const chosen = port ?? await freePort()
   mkdirSync(dir, { recursive: true })
   const server = managed('redis-server', `redis://127.0.0.1:${chosen}`, chosen, () => spawn('redis-server', [
     '--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'
+    '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', ...extra
   ], { stdio: ['ignore', 'ignore', 'pipe'] }), async () => await answersPing(chosen))
   await server.start()
   return server
+}
+
+function redisCli (port: number, ...args: string[]): string {
+  return spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout
+}
+
+async function eventually (what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} within ${ms} ms`)
+    await sleep(100)
+  }
+}
+
+/** A Redis Cluster of `masters` nodes (no replicas), created with redis-cli --cluster create. */
+export async function startRedisCluster (dir: string, masters = 3): Promise<{ nodes: LocalServer[], seeds: string }> {
+  const ports = await Promise.all(Array.from({ length: masters }, async () => await freePort()))
+  const nodes = await Promise.all(ports.map(async (port, i) => await startRedis(join(dir, `node-${i}`), port, [
+    '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'
+  ])))
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+  await eventually('cluster_state:ok', () => ports.every(port => redisCli(port, 'cluster', 'info').includes('cluster_state:ok')))
+  return { nodes, seeds: ports.map(port => `127.0.0.1:${port}`).join(',') }
+}
+
+/** A master, one replica and three Sentinels (quorum 2) watching them as `name`; fails over in about 2 s. */
+export async function startSentinelGroup (dir: string, name = 'mymaster'): Promise<{ master: LocalServer, replica: LocalServer, sentinels: LocalServer[], addresses: string }> {
+  const master = await startRedis(join(dir, 'master'))
+  const replica = await startRedis(join(dir, 'replica'), undefined, ['--replicaof', '127.0.0.1', String(master.port)])
+  await eventually('replica in sync', () => redisCli(replica.port, 'info', 'replication').includes('master_link_status:up'))
+  const sentinels: LocalServer[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const home = join(dir, `sentinel-${i}`)
+    mkdirSync(home, { recursive: true })
+    const conf = join(home, 'sentinel.conf')
+    writeFileSync(conf, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${home}`,
+      `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 3000`,
+      `sentinel parallel-syncs ${name} 1`
+    ].join('\n') + '\n')
+    const sentinel = managed('redis-sentinel', `redis://127.0.0.1:${port}`, port,
+      () => spawn('redis-server', [conf, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] }), async () => await answersPing(port))
+    await sentinel.start()
+    sentinels.push(sentinel)
+  }
+  // A failover needs every sentinel to know the replica and a majority of its peers.
+  await eventually('sentinels discovered each other and the replica', () => sentinels.every(s =>
+    (redisCli(s.port, 'sentinel', 'replicas', name).match(/^name$/gm) ?? []).length === 1 &&
+    (redisCli(s.port, 'sentinel', 'sentinels', name).match(/^name$/gm) ?? []).length === 2))
+  return { master, replica, sentinels, addresses: sentinels.map(s => `127.0.0.1:${s.port}`).join(',') }
 }
 
 // initdb and postgres refuse to run as root: as root, run them as the postgres user.

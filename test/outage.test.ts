@@ -54,6 +54,19 @@ t.test('REVOCATION_FAIL_MODE=open lets verified tokens through while Redis is do
   t.equal(await authedGet(app, accessToken), 401, 'revocation works again after the outage')
 })
 
+t.test('Redis stopped: logout answers 503 rather than acknowledging a revocation it could not store', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'open' }))
+  const { accessToken } = await login(app, await register(app))
+  await redis.stop()
+  const res = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { statusCode: 503, message: /revocation/ })
+  await redis.start()
+  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode === 204))
+  t.equal(await authedGet(app, accessToken), 401)
+})
+
 t.test('a hung Redis (SIGSTOP) costs a request at most the command timeout', async t => {
   const redis = await privateRedis(t)
   const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'closed' }))

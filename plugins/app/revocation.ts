@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
+import type { ChainableCommander, Redis } from 'ioredis'
+import { httpError } from './errors.js'
 import type { UsersRepository } from './users-repository.js'
 
 export interface AccessClaims {
@@ -22,7 +23,25 @@ const DELETED = 'deleted'
  * on Redis Cluster. PostgreSQL holds the truth of the generation; Redis caches it for as long as an
  * access token lives, and refills it (SET NX, so a concurrent cut-off is never overwritten) when absent.
  */
-export function createRevocation (redis: Redis, usersRepository: UsersRepository, accessTokenTtl: number) {
+export interface Durability { replicas: number, timeoutMs: number }
+
+/**
+ * A revocation must not be acknowledged and then lost. With `replicas` > 0 each write is followed,
+ * in the same round trip, by WAIT: it counts as stored only once that many replicas have it, so a
+ * failover to one of them keeps it. Any failure is a 503, which promises nothing: the entry may or
+ * may not be stored (a retried logout then answers 401, the token being revoked after all).
+ */
+async function durably (redis: Redis, durability: Durability, write: (batch: ChainableCommander) => void): Promise<void> {
+  const batch = redis.pipeline()
+  write(batch)
+  if (durability.replicas > 0) batch.wait(durability.replicas, durability.timeoutMs)
+  const results = await batch.exec().catch((err: unknown) => [[err, null]] as Array<[unknown, unknown]>)
+  const failed = (results ?? [[new Error('no reply'), null]]).some(([err]) => err !== null)
+  const acknowledged = durability.replicas === 0 || Number(results?.at(-1)?.[1]) >= durability.replicas
+  if (failed || !acknowledged) throw httpError(503, 'The revocation could not be stored safely, try again shortly')
+}
+
+export function createRevocation (redis: Redis, usersRepository: UsersRepository, accessTokenTtl: number, durability: Durability = { replicas: 0, timeoutMs: 0 }) {
   // Long enough to outlive every token that the entry could reject, clock tolerance included.
   const ttl = accessTokenTtl + 10
   const keys = {
@@ -30,6 +49,15 @@ export function createRevocation (redis: Redis, usersRepository: UsersRepository
     session: (sub: string, sid: string) => `deny:{${sub}}:sid:${sid}`,
     generation: (sub: string) => `gen:{${sub}}`
   }
+
+  // Cut-offs that Redis could not take. When it is back their cached generation is dropped, not
+  // written: the next request refills it from PostgreSQL, so a late replay never lowers a newer one.
+  const pending = new Set<string>()
+  redis.on('ready', () => {
+    for (const sub of pending) {
+      durably(redis, durability, batch => batch.unlink(keys.generation(sub))).then(() => pending.delete(sub), () => {})
+    }
+  })
 
   // Concurrent requests of one user whose generation is not cached share one PostgreSQL read.
   const filling = new Map<string, Promise<string>>()
@@ -56,19 +84,30 @@ export function createRevocation (redis: Redis, usersRepository: UsersRepository
       return generation === String(claims.gen) ? 'ok' : 'revoked'
     },
 
-    /** This one token, until the moment it would have expired anyway. */
-    async revokeToken (claims: AccessClaims): Promise<void> {
-      await redis.set(keys.token(claims.sub, claims.jti), '1', 'EXAT', claims.exp)
+    /** This token (until the moment it would have expired anyway) and every other of its login. */
+    async revokeLogin (claims: AccessClaims): Promise<void> {
+      await durably(redis, durability, batch => batch
+        .set(keys.token(claims.sub, claims.jti), '1', 'EXAT', claims.exp)
+        .set(keys.session(claims.sub, claims.sid), '1', 'EX', ttl))
     },
 
     /** Every access token of one login. */
     async revokeSession (sub: string, sid: string): Promise<void> {
-      await redis.set(keys.session(sub, sid), '1', 'EX', ttl)
+      await durably(redis, durability, batch => batch.set(keys.session(sub, sid), '1', 'EX', ttl))
     },
 
-    /** Publishes a new generation (or the user's deletion): every older access token is refused. */
+    /**
+     * Publishes a new generation (or the user's deletion): every older access token is refused.
+     * PostgreSQL already holds it; if Redis cannot take it now, it is published again when Redis is back.
+     */
     async cutOff (sub: string, generation: number | 'deleted'): Promise<void> {
-      await redis.set(keys.generation(sub), String(generation), 'EX', ttl)
+      try {
+        await durably(redis, durability, batch => batch.set(keys.generation(sub), String(generation), 'EX', ttl))
+        pending.delete(sub)
+      } catch (err) {
+        pending.add(sub)
+        throw err
+      }
     }
   }
 }
@@ -76,7 +115,8 @@ export function createRevocation (redis: Redis, usersRepository: UsersRepository
 export type Revocation = ReturnType<typeof createRevocation>
 
 export default fp(async function revocation (fastify) {
-  fastify.decorate('revocation', createRevocation(fastify.redis, fastify.usersRepository, fastify.config.ACCESS_TOKEN_TTL))
+  const { ACCESS_TOKEN_TTL, REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS } = fastify.config
+  fastify.decorate('revocation', createRevocation(fastify.redis, fastify.usersRepository, ACCESS_TOKEN_TTL, { replicas: REDIS_WAIT_REPLICAS, timeoutMs: REDIS_WAIT_TIMEOUT_MS }))
 }, { name: 'revocation', dependencies: ['redis', 'users-repository'] })
 
 declare module 'fastify' {

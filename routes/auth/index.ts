@@ -55,8 +55,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['auth'], summary: 'End this login on every instance', security: bearer, body: LogoutRequest, response: { 204: NoContent, 401: ErrorSchema, 503: ErrorSchema } }
   }, async (request, reply) => {
     const { sub, sid } = request.user
-    await revocation.revokeToken(request.user)
-    await revocation.revokeSession(sub, sid)
+    await revocation.revokeLogin(request.user)
     await refreshTokensRepository.revokeFamily(sid)
     const other = request.body?.refreshToken
     const family = other === undefined ? undefined : await refreshTokensRepository.revokeFamilyOf(other, sub)
