@@ -94,10 +94,9 @@ export async function build (t: Test, env?: Env, options: { stream?: Destination
   return fastify
 }
 
-/** A redis-server of this test's own, which it may stop, kill and restart; gone at teardown. */
-export async function privateRedis (t: Test): Promise<LocalServer> {
-  const dir = makeTempDir('pw-redis-')
-  const server = await startRedis(join(dir, 'redis'))
+async function privateServer (t: Test, name: string, start: (dir: string) => Promise<LocalServer>): Promise<LocalServer> {
+  const dir = makeTempDir(`pw-${name}-`)
+  const server = await start(join(dir, name))
   t.teardown(async () => {
     await server.stop()
     rmSync(dir, { recursive: true, force: true })
@@ -105,16 +104,11 @@ export async function privateRedis (t: Test): Promise<LocalServer> {
   return server
 }
 
+/** A redis-server of this test's own, which it may stop, kill and restart; gone at teardown. */
+export const privateRedis = async (t: Test): Promise<LocalServer> => await privateServer(t, 'redis', startRedis)
+
 /** A PostgreSQL cluster of this test's own (about a second to start); gone at teardown. */
-export async function privatePostgres (t: Test): Promise<LocalServer> {
-  const dir = makeTempDir('pw-postgres-')
-  const server = await startPostgres(join(dir, 'postgres'))
-  t.teardown(async () => {
-    await server.stop()
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return server
-}
+export const privatePostgres = async (t: Test): Promise<LocalServer> => await privateServer(t, 'postgres', startPostgres)
 
 /** Runs `fn` and returns its result with the milliseconds it took. */
 export async function timed<T> (fn: () => Promise<T>): Promise<[T, number]> {
