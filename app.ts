@@ -6,6 +6,7 @@ import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import redis from './plugins/external/redis.js'
+import swagger from './plugins/external/swagger.js'
 import auth from './plugins/app/auth.js'
 import cache from './plugins/app/cache.js'
 import counters from './plugins/app/counters.js'
@@ -58,6 +59,8 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(auth)
   await fastify.register(rateLimit)
   await fastify.register(loginLimit)
+  // After every hook, so that the docs routes get them; before the routes it documents.
+  await fastify.register(swagger)
 
   await fastify.register(health)
   await fastify.register(metricsRoutes)
