@@ -53,7 +53,7 @@ t.test('GET /metrics answers valid Prometheus text with every service metric, wi
     t.equal(families.get(name)?.type, type, `${name} is a ${type}`)
     t.ok((families.get(name)?.help.length ?? 0) > 10, `${name} says what it measures`)
   }
-  t.equal(valueOf(families, 'pulsewatch_pg_pool_max_connections'), 20)
+  t.equal(valueOf(families, 'pulsewatch_pg_pool_max_connections'), 20, 'the pool may open 20 connections')
   t.throws(() => parsePrometheus(`${answers[2]!.body}pulsewatch_undeclared 1\n`), /no declared family/, 'the reader rejects what Prometheus would')
 })
 
@@ -66,7 +66,7 @@ t.test('request durations are labelled by route pattern and status code, never b
   const families = await scrape(app)
   t.equal(valueOf(families, 'pulsewatch_http_request_duration_seconds_count', { method: 'GET', route: '/users/:id', status_code: '401' }), 2, 'both ids are one series')
   t.equal(valueOf(families, 'pulsewatch_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_code: '404' }), 1, 'an unknown URL is one series')
-  t.equal(valueOf(families, 'pulsewatch_http_request_duration_seconds_count', { method: 'GET', route: '/healthz', status_code: '200' }), 1)
+  t.equal(valueOf(families, 'pulsewatch_http_request_duration_seconds_count', { method: 'GET', route: '/healthz', status_code: '200' }), 1, '/healthz once')
   t.ok(valueOf(families, 'pulsewatch_http_request_duration_seconds_sum', { method: 'GET', route: '/healthz', status_code: '200' })! > 0, 'the time is recorded')
   const routes = new Set(families.get('pulsewatch_http_request_duration_seconds')!.samples.map(sample => sample.labels.route))
   t.notOk([...routes].some(route => route === undefined || ids.some(id => route.includes(id))), `no raw URL among ${[...routes].join(', ')}`)
@@ -98,15 +98,15 @@ t.test('429s are counted by limit: the global limit and the login limit', async 
   const statuses = []
   for (let i = 0; i < 5; i++) statuses.push((await app.inject({ url: '/users/me', remoteAddress: '198.51.100.4' })).statusCode)
   t.same(statuses, [401, 401, 401, 429, 429])
-  t.equal(await limited('global'), 2)
-  t.equal(await limited('login'), 0)
+  t.equal(await limited('global'), 2, 'two 429s from the global limit')
+  t.equal(await limited('login'), 0, 'none from the login limit yet')
 
   const attempt = async (): Promise<number> => (await app.inject({
     method: 'POST', url: '/auth/login', remoteAddress: '198.51.100.5', payload: { email: user.email, password: 'a wrong password' }
   })).statusCode
   t.same([await attempt(), await attempt()], [401, 429])
-  t.equal(await limited('login'), 1)
-  t.equal(await limited('global'), 2)
+  t.equal(await limited('login'), 1, 'one 429 from the login limit')
+  t.equal(await limited('global'), 2, 'the global count is unchanged')
   t.equal((await app.inject({ url: '/metrics', remoteAddress: '198.51.100.4' })).statusCode, 200, 'a client out of budget still reads /metrics')
 })
 
@@ -115,10 +115,10 @@ t.test('a revoked token\'s rejection is counted; other 401s are not', async t =>
   const user = await register(app)
   const { accessToken } = await login(app, user)
   const revoked = async (): Promise<number | undefined> => await metric(app, 'pulsewatch_revoked_token_rejections_total')
-  t.equal(await revoked(), 0)
+  t.equal(await revoked(), 0, 'none yet')
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode, 204)
-  t.equal((await app.inject({ url: '/users/me', headers: bearer(accessToken) })).statusCode, 401)
-  t.equal(await revoked(), 1)
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(accessToken) })).statusCode, 401, 'the logged-out token is refused')
+  t.equal(await revoked(), 1, 'and counted')
   t.equal((await app.inject({ url: '/users/me', headers: bearer('not.a.token') })).statusCode, 401)
   t.equal((await app.inject({ url: '/users/me' })).statusCode, 401)
   t.equal(await revoked(), 1, 'a malformed or missing token is not a revoked one')
@@ -128,15 +128,15 @@ t.test('Redis going away and coming back moves the error and reconnect counters 
   const redis = await privateRedis(t)
   const app = await build(t, await testEnv(t, { REDIS_URL: redis.url }))
   const before = await scrape(app)
-  t.equal(valueOf(before, 'pulsewatch_redis_errors_total'), 0)
-  t.equal(valueOf(before, 'pulsewatch_redis_reconnects_total'), 0)
-  t.equal(valueOf(before, 'pulsewatch_rate_limit_fallback_active'), 0)
+  t.equal(valueOf(before, 'pulsewatch_redis_errors_total'), 0, 'no error yet')
+  t.equal(valueOf(before, 'pulsewatch_redis_reconnects_total'), 0, 'no reconnect yet')
+  t.equal(valueOf(before, 'pulsewatch_rate_limit_fallback_active'), 0, 'rate limits count in Redis')
 
   await redis.stop({ crash: true })
   const away = await eventually(app, families => valueOf(families, 'pulsewatch_redis_errors_total')! > 0)
   t.ok(valueOf(away, 'pulsewatch_redis_errors_total')! > 0, 'the failed reconnects are errors')
   t.equal(valueOf(away, 'pulsewatch_rate_limit_fallback_active'), 1, 'rate limits count in memory')
-  t.equal(valueOf(away, 'pulsewatch_redis_reconnects_total'), 0)
+  t.equal(valueOf(away, 'pulsewatch_redis_reconnects_total'), 0, 'not reconnected yet')
 
   await redis.start()
   const back = await eventually(app, families => valueOf(families, 'pulsewatch_redis_reconnects_total') === 1)
@@ -153,7 +153,7 @@ t.test('the PostgreSQL pool gauges follow connections in use', async t => {
   const total = valueOf(busy, 'pulsewatch_pg_pool_connections')!
   t.ok(total >= 2, `${total} connections open`)
   t.equal(valueOf(busy, 'pulsewatch_pg_pool_idle_connections'), total - 2, 'the two checked out are not idle')
-  t.equal(valueOf(busy, 'pulsewatch_pg_pool_waiting_requests'), 0)
+  t.equal(valueOf(busy, 'pulsewatch_pg_pool_waiting_requests'), 0, 'nothing waits for a connection')
   clients.pop()!.release()
   t.equal(await metric(app, 'pulsewatch_pg_pool_idle_connections'), total - 1, 'a released connection is idle again')
 })
