@@ -6,12 +6,14 @@ import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import redis from './plugins/external/redis.js'
+import swagger from './plugins/external/swagger.js'
 import auth from './plugins/app/auth.js'
 import cache from './plugins/app/cache.js'
 import counters from './plugins/app/counters.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
 import loginLimit from './plugins/app/login-limit.js'
+import metrics from './plugins/app/metrics.js'
 import migrations from './plugins/app/migrations.js'
 import passwords from './plugins/app/passwords.js'
 import redisBreaker from './plugins/app/redis-breaker.js'
@@ -24,6 +26,7 @@ import usersRepository from './plugins/app/users-repository.js'
 import validation from './plugins/app/validation.js'
 import authRoutes from './routes/auth/index.js'
 import health from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 import usersRoutes from './routes/users/index.js'
 
 export interface AppOptions {
@@ -49,14 +52,18 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(usersRepository)
   await fastify.register(cache)
   await fastify.register(usersCache)
+  await fastify.register(metrics)
   await fastify.register(refreshTokensRepository)
   await fastify.register(revocation)
   await fastify.register(tokens)
   await fastify.register(auth)
   await fastify.register(rateLimit)
   await fastify.register(loginLimit)
+  // After every hook, so that the docs routes get them; before the routes it documents.
+  await fastify.register(swagger)
 
   await fastify.register(health)
+  await fastify.register(metricsRoutes)
   await fastify.register(authRoutes, { prefix: '/auth' })
   await fastify.register(usersRoutes, { prefix: '/users' })
 }

@@ -9,7 +9,7 @@ const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
   checks: Type.Object({ redis: Check, postgres: Check })
-})
+}, { description: 'Ready; degraded (still 200) while a dependency fails' })
 
 async function check (probe: () => Promise<unknown>): Promise<'ok' | 'fail'> {
   const timeout = sleep(CHECK_TIMEOUT_MS, 'fail' as const, { ref: false })
@@ -19,14 +19,14 @@ async function check (probe: () => Promise<unknown>): Promise<'ok' | 'fail'> {
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/healthz', {
     config: { rateLimit: false },
-    schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
+    schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'The process is alive' }) } }
   }, async () => ({ status: 'ok' as const }))
 
   // A failing dependency is reported but still answers 200: one shared outage must not pull
   // every replica out of the Service at once. 503 means only "starting or draining".
   fastify.get('/readyz', {
     config: { rateLimit: false },
-    schema: { tags: ['health'], summary: 'Readiness, with the state of each dependency', response: { 200: Readiness, 503: ErrorSchema } }
+    schema: { tags: ['health'], summary: 'Readiness, with the state of each dependency', response: { 200: Readiness, 503: { ...ErrorSchema, description: 'Starting, or draining for shutdown' } } }
   }, async (request, reply) => {
     if (fastify.lifecycle.draining) {
       return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Draining for shutdown' })

@@ -13,4 +13,4 @@ export const TokenPair = Type.Object({
   refreshToken: Type.String(),
   tokenType: Type.Literal('Bearer'),
   expiresIn: Type.Integer({ description: 'Seconds until the access token expires' })
-})
+}, { description: 'A new access token and refresh token' })

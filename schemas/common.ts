@@ -8,3 +8,24 @@ export const ErrorSchema = Type.Object({
 }, { $id: 'Error', description: 'Every error answer' })
 
 export const NoContent = Type.Null({ description: 'No content' })
+
+// What each error status means on this API, as the OpenAPI document tells consumers.
+const REASONS = {
+  400: 'Malformed JSON, or a body, path or query value that does not match the schema',
+  401: 'Not authenticated: wrong credentials, or a missing, malformed, expired or revoked token',
+  403: 'Only the user themself or an admin may do this',
+  404: 'No such user',
+  409: 'Another user already has this email',
+  413: 'The body is over 1 MiB',
+  415: 'The body is not JSON',
+  429: 'Rate limit exceeded: retry after the seconds in the retry-after header',
+  503: 'A dependency cannot answer now (PostgreSQL, or Redis for token checks); retry shortly'
+} as const
+
+export type ErrorStatus = keyof typeof REASONS
+
+/** Error answers for a route's response schema: one per status, each described. */
+export function errorResponses<S extends ErrorStatus> (...statuses: S[]): Record<S, typeof ErrorSchema> {
+  const described = (status: S): typeof ErrorSchema => ({ ...ErrorSchema, description: REASONS[status] })
+  return Object.fromEntries(statuses.map(status => [status, described(status)])) as Record<S, typeof ErrorSchema>
+}

@@ -13,7 +13,7 @@ export const User = Type.Object({
   role: Role,
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })
-}, { $id: 'User', additionalProperties: false })
+}, { $id: 'User', additionalProperties: false, description: 'A user (never its password)' })
 
 export type User = Static<typeof User>
 export type Role = Static<typeof Role>
@@ -34,4 +34,4 @@ export const ListQuery = Type.Object({
 export const UserList = Type.Object({
   items: Type.Array(User),
   nextCursor: Type.Union([Type.String(), Type.Null()])
-})
+}, { description: 'A page of users and the cursor of the next one (null after the last)' })

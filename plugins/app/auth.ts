@@ -67,9 +67,12 @@ export default fp(async function auth (fastify) {
       if (failOpen) return
       throw httpError(503, 'Token revocation cannot be checked right now, try again shortly')
     }
-    if (state === 'revoked') throw unauthorized(reply, 'Token has been revoked')
+    if (state === 'revoked') {
+      fastify.metrics.revokedTokens.inc()
+      throw unauthorized(reply, 'Token has been revoked')
+    }
   })
-}, { name: 'auth', dependencies: ['jwt', 'revocation'] })
+}, { name: 'auth', dependencies: ['jwt', 'revocation', 'metrics'] })
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -31,6 +31,7 @@ export default fp(async function rateLimit (fastify) {
       const claims = await fastify.accessClaims(request)
       return claims === undefined ? `ip:${normalizeIP(request.ip)}` : `user:${claims.sub}`
     },
+    onExceeded: () => fastify.metrics.rateLimited.inc({ limit: 'global' }),
     errorResponseBuilder: (_request, context) => httpError(context.statusCode, `Rate limit exceeded, retry in ${context.after}`)
   })
 
@@ -48,4 +49,4 @@ export default fp(async function rateLimit (fastify) {
     reply.header('ratelimit-policy', policy)
     reply.header('ratelimit', `"default";r=${String(remaining)};t=${String(reply.getHeader('x-ratelimit-reset'))}`)
   })
-}, { name: 'rate-limit', dependencies: ['counters', 'auth'] })
+}, { name: 'rate-limit', dependencies: ['counters', 'auth', 'metrics'] })

@@ -1,16 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../plugins/app/errors.js'
 import { Credentials, LogoutRequest, RefreshRequest, Registration, TokenPair } from '../../schemas/auth.js'
-import { ErrorSchema, NoContent } from '../../schemas/common.js'
+import { errorResponses, NoContent } from '../../schemas/common.js'
 import { User } from '../../schemas/user.js'
 
 const bearer = [{ bearerAuth: [] }]
+// Every route here may be sent a body, is rate limited and needs PostgreSQL.
+const errors = [400, 413, 415, 429, 503] as const
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository, usersCache, refreshTokensRepository, passwords, tokens, revocation, loginLimit } = fastify
 
   fastify.post('/register', {
-    schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, 400: ErrorSchema, 409: ErrorSchema } }
+    schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, ...errorResponses(409, ...errors) } }
   }, async (request, reply) => {
     const { email, password, name } = request.body
     const user = await usersRepository.create({ email: email.toLowerCase(), name, passwordHash: await passwords.hash(password) })
@@ -20,7 +22,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/login', {
-    schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema } }
+    schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, ...errorResponses(401, ...errors) } }
   }, async (request, reply) => {
     const email = request.body.email.toLowerCase()
     const { retryAfter } = await loginLimit.attempt(request.ip, email)
@@ -37,7 +39,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/refresh', {
-    schema: { tags: ['auth'], summary: 'Spend a refresh token for a new pair', body: RefreshRequest, response: { 200: TokenPair, 400: ErrorSchema, 401: ErrorSchema } }
+    schema: { tags: ['auth'], summary: 'Spend a refresh token for a new pair', body: RefreshRequest, response: { 200: TokenPair, ...errorResponses(401, ...errors) } }
   }, async (request) => {
     const spent = await refreshTokensRepository.spend(request.body.refreshToken)
     if (spent === 'reused') {
@@ -52,7 +54,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/logout', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['auth'], summary: 'End this login on every instance', security: bearer, body: LogoutRequest, response: { 204: NoContent, 401: ErrorSchema, 503: ErrorSchema } }
+    schema: { tags: ['auth'], summary: 'End this login on every instance', security: bearer, body: LogoutRequest, response: { 204: NoContent, ...errorResponses(401, ...errors) } }
   }, async (request, reply) => {
     const { sub, sid } = request.user
     await revocation.revokeLogin(request.user)
@@ -65,7 +67,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/logout-all', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['auth'], summary: 'Revoke every token issued to this user so far', security: bearer, response: { 204: NoContent, 401: ErrorSchema, 503: ErrorSchema } }
+    schema: { tags: ['auth'], summary: 'Revoke every token issued to this user so far', security: bearer, response: { 204: NoContent, ...errorResponses(401, ...errors) } }
   }, async (request, reply) => {
     const generation = await usersRepository.bumpGeneration(request.user.sub)
     if (generation === undefined) throw httpError(401, 'Token has been revoked')

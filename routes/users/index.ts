@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../plugins/app/errors.js'
-import { ErrorSchema, NoContent } from '../../schemas/common.js'
+import { errorResponses, NoContent } from '../../schemas/common.js'
 import { IdParams, ListQuery, User, UserList, UserPatch } from '../../schemas/user.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 
 const security = [{ bearerAuth: [] }]
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema }
+// Every route here needs a token, is rate limited and needs PostgreSQL; a body may be sent to PATCH and DELETE.
+const errors = [401, 429, 503] as const
+const bodyErrors = [400, 413, 415] as const
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository, usersCache, passwords, revocation } = fastify
@@ -16,7 +18,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/me', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'The authenticated user', security, response: { 200: User, 404: ErrorSchema, ...errors } }
+    schema: { tags: ['users'], summary: 'The authenticated user', security, response: { 200: User, ...errorResponses(404, ...errors) } }
   }, async (request) => {
     const user = await usersRepository.findById(request.user.sub)
     if (user === undefined) throw httpError(404, 'User not found')
@@ -25,7 +27,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'Users in creation order, a page at a time (cached)', security, querystring: ListQuery, response: { 200: UserList, ...errors } }
+    schema: { tags: ['users'], summary: 'Users in creation order, a page at a time (cached)', security, querystring: ListQuery, response: { 200: UserList, ...errorResponses(400, ...errors) } }
   }, async (request, reply) => {
     const after = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor)
     const { value, hit } = await usersCache.page({ limit: request.query.limit, after })
@@ -35,7 +37,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/:id', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'One user (cached)', security, params: IdParams, response: { 200: User, 404: ErrorSchema, ...errors } }
+    schema: { tags: ['users'], summary: 'One user (cached)', security, params: IdParams, response: { 200: User, ...errorResponses(400, 404, ...errors) } }
   }, async (request, reply) => {
     const { value, hit } = await usersCache.byId(request.params.id)
     reply.header('x-cache', hit ? 'hit' : 'miss')
@@ -45,7 +47,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.patch('/:id', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'Change a user (self or admin)', security, params: IdParams, body: UserPatch, response: { 200: User, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors } }
+    schema: { tags: ['users'], summary: 'Change a user (self or admin)', security, params: IdParams, body: UserPatch, response: { 200: User, ...errorResponses(403, 404, 409, ...bodyErrors, ...errors) } }
   }, async (request) => {
     const { id } = request.params
     mayChange(request.user, id)
@@ -62,7 +64,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/:id', {
     onRequest: fastify.authenticate,
-    schema: { tags: ['users'], summary: 'Delete a user and revoke its tokens (self or admin)', security, params: IdParams, response: { 204: NoContent, 403: ErrorSchema, 404: ErrorSchema, ...errors } }
+    schema: { tags: ['users'], summary: 'Delete a user and revoke its tokens (self or admin)', security, params: IdParams, response: { 204: NoContent, ...errorResponses(403, 404, ...bodyErrors, ...errors) } }
   }, async (request, reply) => {
     const { id } = request.params
     mayChange(request.user, id)

@@ -1,0 +1,36 @@
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+import pkg from '../../package.json' with { type: 'json' }
+
+/**
+ * The OpenAPI document, generated from the route schemas (GET /docs/json), and Swagger UI (GET /docs).
+ * Both are public and never rate limited; register this after the hooks and before the routes it documents.
+ */
+export default fp(async function swagger (fastify) {
+  await fastify.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'PulseWatch API', description: pkg.description, version: pkg.version },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from POST /auth/login or /auth/refresh' } }
+      },
+      tags: [
+        { name: 'auth', description: 'Accounts and tokens' },
+        { name: 'users', description: 'Users (bearer token required)' },
+        { name: 'health', description: 'Liveness and readiness probes' },
+        { name: 'operations', description: 'Metrics for operators' }
+      ]
+    },
+    // A schema with an $id (User) becomes a component of that name rather than `def-0`.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
+    // A prefix's root route (`/users/`) is also served without the slash: document it as the contract names it.
+    transform: ({ schema, url }) => ({ schema, url: url.length > 1 ? url.replace(/\/$/, '') : url })
+  })
+
+  // Swagger UI takes no route config: set it on every route it adds, in a scope of its own.
+  await fastify.register(async function docs (scope) {
+    scope.addHook('onRoute', (route) => { route.config = { ...route.config, rateLimit: false } })
+    await scope.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { validatorUrl: null } })
+  })
+}, { name: 'swagger' })
