@@ -18,11 +18,12 @@ function typesModule (apiVersion: string): string {
   return `kubernetes-types/${path}.js`
 }
 
-function moduleSource (manifests: Manifest[]): string {
-  const modules = [...new Set(manifests.map(m => typesModule(m.apiVersion)))]
+/** One module holding each manifest as a typed constant, after a `// label` comment that names it in errors. */
+function moduleSource (manifests: Array<[label: string, manifest: Manifest]>): string {
+  const modules = [...new Set(manifests.map(([, m]) => typesModule(m.apiVersion)))]
   const imports = modules.map((path, i) => `import type * as k${i} from '${path}'`)
-  const consts = manifests.map((m, i) =>
-    `// ${m.kind} ${m.metadata.name}\nexport const m${i}: k${modules.indexOf(typesModule(m.apiVersion))}.${m.kind} = ${JSON.stringify(m, null, 2)}`)
+  const consts = manifests.map(([label, m], i) =>
+    `// ${label}\nexport const m${i}: k${modules.indexOf(typesModule(m.apiVersion))}.${m.kind} = ${JSON.stringify(m, null, 2)}`)
   return [...imports, ...consts].join('\n')
 }
 
@@ -52,23 +53,31 @@ function typeErrors (source: string): string[] {
   const fileExists = host.fileExists.bind(host)
   host.fileExists = name => name === FILE || fileExists(name)
   const program = ts.createProgram([FILE], OPTIONS, host)
+  const lines = source.split('\n')
   return ts.getPreEmitDiagnostics(program).map(d => {
-    const line = d.file !== undefined && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0
-    return `line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`
+    const line = d.file !== undefined && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : 0
+    const label = lines.slice(0, line + 1).findLast(l => l.startsWith('// '))?.slice(3) ?? 'imports'
+    return `${label}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`
   })
 }
 
-t.test('the type check rejects a misspelt field, a wrong type and an unknown kind', async t => {
+t.test('the type check rejects a misspelt field, a wrong type and an unknown kind, and passes their well-formed control', async t => {
   const deployment = (container: Record<string, unknown>): Manifest => ({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: 'broken' },
     spec: { selector: { matchLabels: { a: 'b' } }, template: { spec: { containers: [{ name: 'c', ...container }] } } }
   })
-  t.match(typeErrors(moduleSource([deployment({ readinesProbe: {} })])).join('\n'), /readinesProbe/)
-  t.match(typeErrors(moduleSource([deployment({ ports: [{ containerPort: '3000' }] })])).join('\n'), /not assignable to type 'number'/)
-  t.match(typeErrors(moduleSource([{ apiVersion: 'v1', kind: 'Pods', metadata: { name: 'x' } }])).join('\n'), /Pods/)
-  t.same(typeErrors(moduleSource([deployment({ ports: [{ containerPort: 3000 }] })])), [], 'the well-formed control compiles')
+  const errors = typeErrors(moduleSource([
+    ['misspelt', deployment({ readinesProbe: {} })],
+    ['wrong type', deployment({ ports: [{ containerPort: '3000' }] })],
+    ['unknown kind', { apiVersion: 'v1', kind: 'Pods', metadata: { name: 'x' } }],
+    ['control', deployment({ ports: [{ containerPort: 3000 }], readinessProbe: {} })]
+  ])).join('\n')
+  t.match(errors, /^misspelt: .*readinesProbe/m)
+  t.match(errors, /^wrong type: .*not assignable to type 'number'/m)
+  t.match(errors, /^unknown kind: .*Pods/m)
+  t.notMatch(errors, /^control:/m)
 })
 
 for (const major of MAJORS) {
@@ -78,9 +87,8 @@ for (const major of MAJORS) {
       ['prod', await render(major, [PROD])],
       ['prod with ingress', await render(major, [PROD], ['ingress.enabled=true', 'ingress.tls[0].secretName=tls', 'ingress.tls[0].hosts[0]=pulsewatch.local'])]
     ]
-    for (const [name, manifests] of sets) {
-      t.ok(manifests.length >= 6, `${name}: ${manifests.map(m => m.kind).join(', ')}`)
-      t.same(typeErrors(moduleSource(manifests)), [], name)
-    }
+    for (const [name, manifests] of sets) t.ok(manifests.length >= 6, `${name}: ${manifests.map(m => m.kind).join(', ')}`)
+    const labelled = sets.flatMap(([name, manifests]) => manifests.map(m => [`${name} ${m.kind} ${m.metadata.name}`, m] as [string, Manifest]))
+    t.same(typeErrors(moduleSource(labelled)), [])
   })
 }
