@@ -23,6 +23,9 @@ const stages = readStages()
 let node = ''
 let image: Built
 
+// npm ci of the whole tree, the build and a server start: more than .taprc's 120 s on a loaded machine.
+t.setTimeout(300_000)
+
 t.before(async () => {
   node = await nodeLts()
   // npm ci writes 230 MB: on a tmpfs the build takes half the time it takes on disk.
