@@ -68,7 +68,7 @@ async function packMember (spec: string, dir: string, member: string): Promise<s
   return join(dir, member)
 }
 
-async function unzipMember (zipPath: string, name: string, dest: string): Promise<void> {
+export async function unzipMember (zipPath: string, name: string, dest: string): Promise<void> {
   const zip = await yauzl.openPromise(zipPath, { lazyEntries: true, autoClose: false })
   try {
     const entry = await new Promise<yauzl.Entry>((resolve, reject) => {
@@ -128,13 +128,14 @@ export async function nodeLts (cache = CACHE): Promise<string> {
   })
 }
 
-const TOOLS = { helm3: async () => await helm(3), helm4: async () => await helm(4), node: async () => await nodeLts() }
+const TOOLS: Record<string, () => Promise<string>> = { helm3: async () => await helm(3), helm4: async () => await helm(4), node: async () => await nodeLts() }
 
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const names = process.argv.length > 2 ? process.argv.slice(2) : Object.keys(TOOLS)
-  for (const name of names) {
-    const fetch = TOOLS[name as keyof typeof TOOLS]
-    if (fetch === undefined) throw new Error(`unknown tool ${name}: expected one of ${Object.keys(TOOLS).join(', ')}`)
-    process.stdout.write(`${names.length > 1 ? `${name} ` : ''}${await fetch()}\n`)
-  }
+/** The command line: one path per tool asked for (all by default), `name path` when several. */
+export async function main (names: string[], write = (line: string): unknown => process.stdout.write(line)): Promise<void> {
+  const wanted = names.length > 0 ? names : Object.keys(TOOLS)
+  const unknown = wanted.filter(name => TOOLS[name] === undefined)
+  if (unknown.length > 0) throw new Error(`unknown tool ${unknown.join(', ')}: expected one of ${Object.keys(TOOLS).join(', ')}`)
+  for (const name of wanted) write(`${wanted.length > 1 ? `${name} ` : ''}${await (TOOLS[name] as () => Promise<string>)()}\n`)
 }
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main(process.argv.slice(2))

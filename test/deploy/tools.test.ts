@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { HELM, ROOT, helm, installVerified } from '../../scripts/tools.js'
+import { HELM, ROOT, helm, installVerified, main, unzipMember } from '../../scripts/tools.js'
+import { withoutTapLoader } from './docker.js'
 import { MAJORS, runHelm } from './support.js'
 
 const run = promisify(execFile)
@@ -39,9 +40,21 @@ t.test('a download whose sha256 differs from the pin is refused and not installe
   t.notOk(existsSync(join(dir, 'installed', 'helm')))
 })
 
-t.test('the command line prints each tool\'s path, as .ci/run reads it, and refuses an unknown name', async t => {
-  const tsx = join(ROOT, 'node_modules', '.bin', 'tsx')
-  const { stdout } = await run(tsx, ['scripts/tools.ts', 'helm3', 'helm4'], { cwd: ROOT })
-  t.same(stdout.trim().split('\n'), [`helm3 ${await helm(3)}`, `helm4 ${await helm(4)}`])
-  await t.rejects(run(tsx, ['scripts/tools.ts', 'kubectl'], { cwd: ROOT }), /unknown tool kubectl/)
+t.test('an archive without the helm binary is refused with the name it lacks', async t => {
+  const dir = tempDir(t)
+  // The smallest valid zip: an end-of-central-directory record and no entry.
+  writeFileSync(join(dir, 'empty.zip'), Buffer.concat([Buffer.from('PK\x05\x06'), Buffer.alloc(18)]))
+  await t.rejects(unzipMember(join(dir, 'empty.zip'), 'helm/helm', join(dir, 'helm')), /helm\/helm is not in/)
+  t.notOk(existsSync(join(dir, 'helm')))
+})
+
+t.test('the command line prints each tool\'s path as .ci/run reads it, and refuses an unknown name', async t => {
+  const lines: string[] = []
+  await main(['helm3', 'helm4'], line => lines.push(line))
+  t.same(lines, [`helm3 ${await helm(3)}\n`, `helm4 ${await helm(4)}\n`])
+  await t.rejects(main(['helm3', 'kubectl'], line => lines.push(line)), /unknown tool kubectl/)
+  t.equal(lines.length, 2, 'nothing is printed before an unknown name is refused')
+  // Without tap's loader: its coverage of this file under tsx would garble the one taken here.
+  const { stdout } = await run(...withoutTapLoader(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/tools.ts', 'helm4']), { cwd: ROOT })
+  t.equal(stdout, `${await helm(4)}\n`, 'one tool: the bare path, as .ci/run takes it')
 })
