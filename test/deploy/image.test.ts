@@ -1,0 +1,137 @@
+// The image without Docker: the Dockerfile's stages are carried out on this machine (test/deploy/docker.ts)
+// and the server is started from the runtime stage's files, on the pinned Node LTS binary the runtime
+// image carries, as the image's user, against the suite's Redis and PostgreSQL.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import type { Pod } from 'kubernetes-types/core/v1.js'
+import pg from 'pg'
+import t from 'tap'
+import { freePort } from '../../scripts/servers.js'
+import { NODE_LTS, ROOT, nodeLts } from '../../scripts/tools.js'
+import { testEnv } from '../helper.js'
+import { build, readStages, withoutTapLoader, type Built } from './docker.js'
+import { DEV, one, render } from './support.js'
+
+const run = promisify(execFile)
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+const stages = readStages()
+let node = ''
+let image: Built
+
+// npm ci of the whole tree, the build and a server start: more than .taprc's 120 s on a loaded machine.
+t.setTimeout(300_000)
+
+t.before(async () => {
+  node = await nodeLts()
+  // npm ci writes 230 MB: on a tmpfs the build takes half the time it takes on disk.
+  const out = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pulsewatch-image-'))
+  chmodSync(out, 0o755)
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  // RUN sees the image's Node first on PATH and npm's cache, as a cache mount would give it. The
+  // machine's variables (a proxy's CA, say) pass; tap's loader, coverage and npm-run variables do not.
+  const machine = Object.entries(process.env).filter(([name]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAP|TS_NODE|npm_)/i.test(name))
+  const runEnv = { ...Object.fromEntries(machine) as Record<string, string>, PATH: `${dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}` }
+  image = (await build(stages, out, runEnv)).at(-1) as Built
+})
+
+t.test('the pinned Node binary is the LTS release that the Dockerfile\'s runtime image carries', async t => {
+  const { stdout } = await run(node, ['-p', 'JSON.stringify([process.version, process.release.lts ?? null])'])
+  const [version, lts] = JSON.parse(stdout) as [string, string | null]
+  t.equal(version, `v${NODE_LTS.version}`)
+  t.type(lts, 'string', `an LTS build (${lts})`)
+  t.ok(stages.at(-1)?.from.getImageTag()?.startsWith(`${NODE_LTS.version}-`))
+})
+
+t.test('the runtime layout holds package.json, the production dependencies and dist, and no dev dependency', async t => {
+  const app = join(image.root, image.workdir)
+  t.same(readdirSync(app).sort(), ['dist', 'node_modules', 'package.json'])
+  t.ok(existsSync(join(app, 'dist', 'server.js')))
+  t.ok(readdirSync(join(app, 'dist', 'migrations')).some(file => file.endsWith('.sql')), 'the migrations ship with dist')
+  t.same(Object.keys(pkg.dependencies).filter(name => !existsSync(join(app, 'node_modules', name))), [], 'every dependency')
+  t.same(Object.keys(pkg.devDependencies).filter(name => existsSync(join(app, 'node_modules', name))), [], 'no devDependency')
+  t.notOk(existsSync(join(app, 'node_modules', 'typescript')) || existsSync(join(app, 'node_modules', 'tap')))
+})
+
+interface Server { child: ChildProcess, output: () => string, exited: Promise<number | null> }
+
+function start (env: Record<string, string>): Server {
+  const cmd = image.cmd ?? []
+  if (cmd[0] !== 'node') throw new Error(`CMD ${JSON.stringify(cmd)} does not start node`)
+  // USER uid:gid applies when the suite runs as root (CI); a non-root runner already is someone else.
+  const [uid, gid] = (image.user ?? '').split(':').map(Number)
+  const asUser = process.getuid?.() === 0 && uid !== undefined ? { uid, gid: gid ?? uid } : {}
+  const child = spawn(...withoutTapLoader(node, cmd.slice(1)), { cwd: join(image.root, image.workdir), env, stdio: ['ignore', 'pipe', 'pipe'], ...asUser })
+  let output = ''
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  return { child, output: () => output.slice(-3000), exited }
+}
+
+async function readyz (port: number): Promise<{ status: number, body: unknown } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) })
+    return { status: res.status, body: await res.json() }
+  } catch {
+    return undefined
+  }
+}
+
+t.test('the server starts from that layout as the image user, serves /readyz, passes the helm test and exits 0 on SIGTERM', async t => {
+  const port = await freePort()
+  const base = await testEnv(t)
+  const server = start({
+    ...image.env,
+    PATH: `${dirname(node)}:/usr/bin:/bin`,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    JWT_SECRET: randomBytes(24).toString('hex'),
+    DATABASE_URL: base.DATABASE_URL as string,
+    REDIS_URL: base.REDIS_URL as string,
+    REDIS_KEY_PREFIX: base.REDIS_KEY_PREFIX as string,
+    SHUTDOWN_DELAY_MS: '1000'
+  })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+
+  let ready: Awaited<ReturnType<typeof readyz>>
+  for (let deadline = Date.now() + 15_000; Date.now() < deadline && server.child.exitCode === null; await sleep(100)) {
+    ready = await readyz(port)
+    if (ready?.status === 200) break
+  }
+  t.same(ready, { status: 200, body: { status: 'ok', checks: { redis: 'ok', postgres: 'ok' } } }, server.output())
+
+  const db = new pg.Client({ connectionString: base.DATABASE_URL })
+  await db.connect()
+  const { rows } = await db.query<{ version: number }>('SELECT max(version)::int AS version FROM schema_migrations')
+  await db.end()
+  const newest = Math.max(...readdirSync(join(ROOT, 'migrations')).map(file => Number(/^(\d+)\.do\./.exec(file)?.[1] ?? 0)))
+  t.equal(rows[0]?.version, newest, 'MIGRATE_ON_START applied every migration, so the SQL ships in dist')
+
+  // The chart's `helm test` pod runs this very script with the image's node.
+  const command = one<Pod>(await render(4, [DEV]), 'Pod', 'pw-pulsewatch-test-readyz').spec?.containers[0]?.command ?? []
+  t.equal(command[0], 'node')
+  const helmTest = async (url: string): Promise<{ code: number, stdout: string }> => await new Promise(resolve => {
+    execFile(...withoutTapLoader(node, command.slice(1)), { env: { READYZ_URL: url } }, (err, stdout) => resolve({ code: err === null ? 0 : Number(err.code ?? 1), stdout }))
+  })
+  const passed = await helmTest(`http://127.0.0.1:${port}/readyz`)
+  t.equal(passed.code, 0)
+  t.match(passed.stdout, /^200 \{"status":"ok"/)
+  t.equal((await helmTest(`http://127.0.0.1:${await freePort()}/readyz`)).code, 1, 'and fails when nothing answers')
+
+  const stopping = Date.now()
+  server.child.kill('SIGTERM')
+  let draining = false
+  while (!draining && server.child.exitCode === null) {
+    draining = (await readyz(port))?.status === 503
+    await sleep(50)
+  }
+  t.ok(draining, '/readyz answers 503 while draining')
+  t.equal(await server.exited, 0, server.output())
+  t.ok(Date.now() - stopping < 1000 + 10_000, 'within SHUTDOWN_DELAY_MS + 10 s')
+})
