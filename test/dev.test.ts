@@ -3,12 +3,13 @@ import { once } from 'node:events'
 import { rmSync } from 'node:fs'
 import t from 'tap'
 import { freePort, makeTempDir } from '../scripts/servers.js'
+import { withoutTapLoader } from './process.js'
 
 t.test('npm run dev starts private Redis and PostgreSQL when nothing answers, serves /readyz, and stops them on exit', async t => {
   const localDir = makeTempDir('pw-dev-')
   t.teardown(() => rmSync(localDir, { recursive: true, force: true }))
   const [port, dead] = [await freePort(), await freePort()]
-  const dev = spawn('npm', ['run', '--silent', 'dev'], {
+  const dev = spawn(...withoutTapLoader('npm', ['run', '--silent', 'dev']), {
     env: { ...process.env, PULSEWATCH_LOCAL_DIR: localDir, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: `redis://127.0.0.1:${dead}`, DATABASE_URL: `postgres://postgres@127.0.0.1:${dead}/pulsewatch` },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true

@@ -4,6 +4,7 @@ import pg from 'pg'
 import t from 'tap'
 import { migrate } from '../migrations/index.js'
 import { build, createDatabase, testEnv } from './helper.js'
+import { withoutTapLoader } from './process.js'
 
 t.test('several app instances starting at once on one empty database all come up, migrated once', async t => {
   const env = await testEnv(t)
@@ -33,7 +34,7 @@ t.test('MIGRATE_ON_START=false leaves the database alone', async t => {
 
 t.test('npm run migrate applies the migrations for operators', async t => {
   const url = await createDatabase(t)
-  const { stdout } = await promisify(execFile)('npm', ['run', '--silent', 'migrate'], { env: { ...process.env, DATABASE_URL: url } })
+  const { stdout } = await promisify(execFile)(...withoutTapLoader('npm', ['run', '--silent', 'migrate']), { env: { ...process.env, DATABASE_URL: url } })
   t.match(stdout, /version 0 → 1 \(1 applied\)/)
   t.match(await migrate(url), { applied: 0 })
 })

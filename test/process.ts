@@ -12,10 +12,20 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
+/**
+ * tap adds its process-tracking and coverage loaders to every child process (NODE_OPTIONS,
+ * NODE_V8_COVERAGE). A child that loads the app's sources under tsx would then report coverage of
+ * the same files with other source maps, and tap keeps one at random. Through `env -u` the command
+ * runs with exactly the environment given, as it would in production.
+ */
+export function withoutTapLoader (command: string, args: string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', command, ...args]]
+}
+
 /** Runs server.ts from source in a child process, as `npm run dev` does but without the local servers. */
 export async function spawnServer (t: Test, env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+  const child = spawn(...withoutTapLoader(process.execPath, ['--import', 'tsx', 'server.ts']), {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

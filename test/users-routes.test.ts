@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { build, testEnv } from './helper.js'
+import { withoutTapLoader } from './process.js'
 import { bearer, login, register } from './users.js'
 
 t.test('PATCH and DELETE are for the user or an admin: 403 for anyone else', async t => {
@@ -15,7 +16,7 @@ t.test('PATCH and DELETE are for the user or an admin: 403 for anyone else', asy
   t.match(patch.json(), { statusCode: 403, error: 'Forbidden' })
   t.equal((await app.inject({ method: 'DELETE', url: `/users/${owner.id}`, headers: bearer(accessToken) })).statusCode, 403)
 
-  await promisify(execFile)('npm', ['run', '--silent', 'user:create-admin', '--', '--email', other.email], { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: 'irrelevant for an existing user' } })
+  await promisify(execFile)(...withoutTapLoader('npm', ['run', '--silent', 'user:create-admin', '--', '--email', other.email]), { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: 'irrelevant for an existing user' } })
   const admin = await login(app, other)
   t.equal(app.jwt.decode<{ role: string }>(admin.accessToken)?.role, 'admin', 'npm run user:create-admin made the user an admin')
   const renamed = await app.inject({ method: 'PATCH', url: `/users/${owner.id}`, headers: bearer(admin.accessToken), payload: { name: 'Renamed by admin' } })
@@ -27,11 +28,11 @@ t.test('PATCH and DELETE are for the user or an admin: 403 for anyone else', asy
 t.test('npm run user:create-admin creates a new admin who can log in', async t => {
   const env = await testEnv(t)
   const app = await build(t, env)
-  const { stdout } = await promisify(execFile)('npm', ['run', '--silent', 'user:create-admin', '--', '--email', 'Root@Example.com', '--name', 'Root'], { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: 'root password' } })
+  const { stdout } = await promisify(execFile)(...withoutTapLoader('npm', ['run', '--silent', 'user:create-admin', '--', '--email', 'Root@Example.com', '--name', 'Root']), { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: 'root password' } })
   t.match(stdout, /^admin: root@example\.com/)
   const pair = await login(app, { email: 'root@example.com', password: 'root password' })
   t.equal(app.jwt.decode<{ role: string }>(pair.accessToken)?.role, 'admin')
-  const refused = promisify(execFile)('npm', ['run', '--silent', 'user:create-admin', '--', '--email', 'x@example.com'], { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: '' } })
+  const refused = promisify(execFile)(...withoutTapLoader('npm', ['run', '--silent', 'user:create-admin', '--', '--email', 'x@example.com']), { env: { ...process.env, DATABASE_URL: env.DATABASE_URL, ADMIN_PASSWORD: '' } })
   await t.rejects(refused, /ADMIN_PASSWORD/)
 })
 

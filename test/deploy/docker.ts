@@ -76,13 +76,9 @@ export function dockerignore (text = readFileSync(join(ROOT, '.dockerignore'), '
 
 export interface Built { root: string, workdir: string, env: Record<string, string>, user?: string, cmd?: string[] }
 
-/**
- * tap adds its process-tracking loader to NODE_OPTIONS of every child process; through `env -u` the
- * command runs with exactly the environment given, as it would in the image.
- */
-export function withoutTapLoader (command: string, args: string[]): [string, string[]] {
-  return ['env', ['-u', 'NODE_OPTIONS', command, ...args]]
-}
+import { withoutTapLoader } from '../process.js'
+
+export { withoutTapLoader }
 
 async function sh (command: string, cwd: string, env: Record<string, string>): Promise<void> {
   const child = spawn(...withoutTapLoader('sh', ['-c', command]), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 100_000 })
