@@ -17,7 +17,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/pulsewatch' }),
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'pw:' }),
-  REDIS_COMMAND_TIMEOUT_MS: Integer(10, 60_000, 250),
+  REDIS_COMMAND_TIMEOUT_MS: Integer(10, 60_000, 200),
   REDIS_SENTINELS: Type.Optional(Type.String({ pattern: HOST_LIST })),
   REDIS_SENTINEL_NAME: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),

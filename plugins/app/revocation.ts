@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { ChainableCommander, Redis } from 'ioredis'
 import { httpError } from './errors.js'
+import type { RedisBreaker } from './redis-breaker.js'
 import type { UsersRepository } from './users-repository.js'
 
 export interface AccessClaims {
@@ -41,7 +42,7 @@ async function durably (redis: Redis, durability: Durability, write: (batch: Cha
   if (failed || !acknowledged) throw httpError(503, 'The revocation could not be stored safely, try again shortly')
 }
 
-export function createRevocation (redis: Redis, usersRepository: UsersRepository, accessTokenTtl: number, durability: Durability = { replicas: 0, timeoutMs: 0 }) {
+export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepository: UsersRepository, accessTokenTtl: number, durability: Durability = { replicas: 0, timeoutMs: 0 }) {
   // Long enough to outlive every token that the entry could reject, clock tolerance included.
   const ttl = accessTokenTtl + 10
   const keys = {
@@ -78,7 +79,11 @@ export function createRevocation (redis: Redis, usersRepository: UsersRepository
   return {
     /** 'revoked' or 'ok'; throws when Redis (or PostgreSQL, for a refill) cannot answer. */
     async check (claims: AccessClaims): Promise<'ok' | 'revoked'> {
+      // While the breaker is open (a command just timed out, or the client is down), do not pay
+      // another timeout: answer at once and let REVOCATION_FAIL_MODE decide.
+      if (breaker.open) throw new Error('Redis is unavailable')
       const [token, session, cached] = await redis.mget(keys.token(claims.sub, claims.jti), keys.session(claims.sub, claims.sid), keys.generation(claims.sub))
+        .catch((err: unknown) => { breaker.trip(err); throw err })
       if (token !== null || session !== null) return 'revoked'
       const generation = cached ?? await fill(claims.sub)
       return generation === String(claims.gen) ? 'ok' : 'revoked'
@@ -116,8 +121,8 @@ export type Revocation = ReturnType<typeof createRevocation>
 
 export default fp(async function revocation (fastify) {
   const { ACCESS_TOKEN_TTL, REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS } = fastify.config
-  fastify.decorate('revocation', createRevocation(fastify.redis, fastify.usersRepository, ACCESS_TOKEN_TTL, { replicas: REDIS_WAIT_REPLICAS, timeoutMs: REDIS_WAIT_TIMEOUT_MS }))
-}, { name: 'revocation', dependencies: ['redis', 'users-repository'] })
+  fastify.decorate('revocation', createRevocation(fastify.redis, fastify.redisBreaker, fastify.usersRepository, ACCESS_TOKEN_TTL, { replicas: REDIS_WAIT_REPLICAS, timeoutMs: REDIS_WAIT_TIMEOUT_MS }))
+}, { name: 'revocation', dependencies: ['redis', 'redis-breaker', 'users-repository'] })
 
 declare module 'fastify' {
   interface FastifyInstance {
