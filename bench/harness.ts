@@ -1,0 +1,209 @@
+// Processes, Redis statistics and /proc readings for the bench.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+
+// ---------------------------------------------------------------- processes
+
+export interface NodeProcess {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly url: string
+  /** Lines the process wrote to stdout and stderr so far (its log lines). */
+  readonly lines: () => number
+  /** The last few KB of its output, for error messages. */
+  readonly tail: () => string
+  /** The redis-probe counters, when the process was started with the probe and an IPC channel. */
+  probe: () => Promise<RedisProbe | undefined>
+  stop: () => Promise<void>
+}
+
+export interface RedisProbe { commands: number, writes: number, bytes: number, sockets: number, byCommand: Record<string, number> }
+
+const TAIL = 8192
+
+/** Spawns `node args…` with exactly `env` (plus PATH), counting and keeping the tail of its output. */
+export function spawnNode (name: string, args: string[], env: Record<string, string>, url: string, options: { cwd: string, ipc?: boolean }): NodeProcess {
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc === true ? ['ipc' as const] : [])]
+  })
+  if (child.pid === undefined) throw new Error(`${name} could not be started`)
+  let lines = 0
+  let tail = ''
+  const collect = (chunk: Buffer): void => {
+    for (const byte of chunk) if (byte === 0x0a) lines++
+    tail = (tail + chunk.toString()).slice(-TAIL)
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
+  return {
+    name,
+    child,
+    pid: child.pid,
+    url,
+    lines: () => lines,
+    tail: () => tail,
+    async probe () {
+      if (child.send === undefined || !child.connected) return undefined
+      const answer = new Promise<RedisProbe | undefined>(resolve => {
+        const timer = setTimeout(() => { child.off('message', listener); resolve(undefined) }, 2000)
+        const listener = (message: unknown): void => {
+          const counters = (message as { redisProbe?: RedisProbe }).redisProbe
+          if (counters === undefined) return
+          clearTimeout(timer)
+          child.off('message', listener)
+          resolve(counters)
+        }
+        child.on('message', listener)
+      })
+      child.send('redis-probe')
+      return await answer
+    },
+    async stop () {
+      if (child.connected) child.disconnect()
+      if (!running()) return
+      child.kill('SIGTERM')
+      const timedOut = await Promise.race([exited.then(() => false), sleep(10_000, true)])
+      if (timedOut && running()) {
+        child.kill('SIGKILL')
+        await exited
+      }
+    }
+  }
+}
+
+/** Waits until `url` answers 200 and `accept` likes the JSON body; fails early if the process exits. */
+export async function waitFor (server: NodeProcess, path: string, accept: (body: unknown) => boolean = () => true, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new Error(`${server.name} exited (${server.child.exitCode ?? server.child.signalCode}): ${server.tail()}`)
+    }
+    try {
+      const response = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(2000) })
+      if (response.status === 200 && accept(await response.json())) return
+    } catch {}
+    await sleep(100)
+  }
+  throw new Error(`${server.name}: ${path} did not answer as expected within ${ms} ms: ${server.tail()}`)
+}
+
+export function run (command: string, args: string[], cwd: string): void {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit' })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal})`)
+}
+
+// ---------------------------------------------------------------- Redis statistics
+
+export interface RedisSnapshot {
+  /** Calls per command (lowercased, subcommands as `config|get`), the bench's own INFO excluded. */
+  calls: Record<string, number>
+  /** Microseconds Redis spent executing commands, INFO excluded. */
+  usec: number
+  commands: number
+  /** Read events on client sockets: one per batch of bytes read, however many commands it held. */
+  reads: number
+}
+
+/** One INFO, so that the bench's own traffic is exactly one command and one read per snapshot. */
+export async function redisSnapshot (redis: Redis): Promise<RedisSnapshot> {
+  const text = String(await redis.call('INFO', 'stats', 'commandstats'))
+  const calls: Record<string, number> = {}
+  let usec = 0
+  let reads = 0
+  let commands = 0
+  for (const line of text.split('\r\n')) {
+    const stat = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (stat !== null && stat[1] !== 'info') {
+      calls[stat[1] as string] = Number(stat[2])
+      commands += Number(stat[2])
+      usec += Number(stat[3])
+    }
+    const read = /^total_reads_processed:(\d+)/.exec(line)
+    if (read !== null) reads = Number(read[1])
+  }
+  return { calls, usec, commands, reads }
+}
+
+export interface RedisDelta {
+  /** Calls per command during the run. */
+  calls: Record<string, number>
+  commands: number
+  usec: number
+  /** Read events, less the one of the closing INFO. */
+  reads: number
+}
+
+export function redisDelta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta {
+  const calls: Record<string, number> = {}
+  for (const [name, count] of Object.entries(after.calls)) {
+    const delta = count - (before.calls[name] ?? 0)
+    if (delta > 0) calls[name] = delta
+  }
+  return { calls, commands: after.commands - before.commands, usec: after.usec - before.usec, reads: after.reads - before.reads - 1 }
+}
+
+// ---------------------------------------------------------------- /proc
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/** Resets the process's peak resident set (VmHWM) to its current RSS; false where the kernel refuses. */
+export function resetPeakRss (pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** VmHWM, the peak resident set since start or the last reset, in MB. */
+export function peakRssMb (pid: number): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match === null ? undefined : Number(match[1]) / 1024
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU seconds (user + system) the process has used. */
+export function cpuSeconds (pid: number): number {
+  try {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return 0
+  }
+}
+
+/** CPU seconds of a process and its direct children (PostgreSQL's backends are children of the postmaster). */
+export function treeCpuSeconds (pid: number): number {
+  let total = cpuSeconds(pid)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) total += cpuSeconds(Number(entry))
+    } catch {}
+  }
+  return total
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+export function machineTicks (): { busy: number, total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
+  const values = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = values.reduce((a, b) => a + b, 0)
+  const idle = (values[3] ?? 0) + (values[4] ?? 0)
+  return { busy: total - idle, total }
+}
