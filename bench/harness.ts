@@ -1,6 +1,6 @@
 // Processes, Redis statistics and /proc readings for the bench.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 
@@ -24,22 +24,55 @@ export interface RedisProbe { commands: number, writes: number, bytes: number, s
 
 const TAIL = 8192
 
-/** Spawns `node args…` with exactly `env` (plus PATH), counting and keeping the tail of its output. */
-export function spawnNode (name: string, args: string[], env: Record<string, string>, url: string, options: { cwd: string, ipc?: boolean }): NodeProcess {
+/**
+ * Spawns `node args…` with exactly `env` (plus PATH). Its output goes to `logFile`, not to a pipe: a
+ * pipe that the bench, busy generating load, read late would block the server's synchronous log
+ * writes and show up as the server's latency.
+ */
+export function spawnNode (name: string, args: string[], env: Record<string, string>, url: string, options: { cwd: string, logFile: string, ipc?: boolean }): NodeProcess {
+  const fd = openSync(options.logFile, 'a')
   const child = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-    stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc === true ? ['ipc' as const] : [])]
+    stdio: ['ignore', fd, fd, ...(options.ipc === true ? ['ipc' as const] : [])]
   })
+  closeSync(fd)
   if (child.pid === undefined) throw new Error(`${name} could not be started`)
   let lines = 0
-  let tail = ''
-  const collect = (chunk: Buffer): void => {
-    for (const byte of chunk) if (byte === 0x0a) lines++
-    tail = (tail + chunk.toString()).slice(-TAIL)
+  let counted = 0
+  const countLines = (): number => {
+    const size = statSync(options.logFile).size
+    if (size > counted) {
+      const file = openSync(options.logFile, 'r')
+      const buffer = Buffer.alloc(1 << 20)
+      try {
+        while (counted < size) {
+          const read = readSync(file, buffer, 0, Math.min(buffer.length, size - counted), counted)
+          if (read <= 0) break
+          for (let i = buffer.indexOf(0x0a); i !== -1 && i < read; i = buffer.indexOf(0x0a, i + 1)) lines++
+          counted += read
+        }
+      } finally {
+        closeSync(file)
+      }
+    }
+    return lines
   }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
+  const tail = (): string => {
+    try {
+      const size = statSync(options.logFile).size
+      const file = openSync(options.logFile, 'r')
+      try {
+        const buffer = Buffer.alloc(Math.min(TAIL, size))
+        readSync(file, buffer, 0, buffer.length, size - buffer.length)
+        return buffer.toString()
+      } finally {
+        closeSync(file)
+      }
+    } catch {
+      return ''
+    }
+  }
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   const running = (): boolean => child.exitCode === null && child.signalCode === null
   return {
@@ -47,8 +80,8 @@ export function spawnNode (name: string, args: string[], env: Record<string, str
     child,
     pid: child.pid,
     url,
-    lines: () => lines,
-    tail: () => tail,
+    lines: countLines,
+    tail,
     async probe () {
       if (child.send === undefined || !child.connected) return undefined
       const answer = new Promise<RedisProbe | undefined>(resolve => {

@@ -14,6 +14,8 @@ export interface LoadOptions {
   body?: string
   /** A sequence that each connection repeats in order (overrides method, headers and body). */
   requests?: autocannon.Request[]
+  /** A fixed offered load, requests/s over all connections, instead of as fast as the server answers. */
+  overallRate?: number
 }
 
 export interface Latency {
@@ -38,7 +40,11 @@ export interface LoadResult {
   /** Connection errors, timeouts included. */
   errors: number
   timeouts: number
+  /** The slowest responses: when they ended (seconds after the start) and how long they took (ms). */
+  slowest: Array<{ at: number, ms: number, status: number }>
 }
+
+const SLOWEST = 5
 
 /** Collects floats without reallocating on every push. */
 class Samples {
@@ -66,6 +72,8 @@ class Samples {
 export async function runLoad (options: LoadOptions): Promise<LoadResult> {
   const all = new Samples()
   const byStatus = new Map<number, Samples>()
+  const slowest: Array<{ at: number, ms: number, status: number }> = []
+  const started = performance.now()
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon({
       url: options.url,
@@ -76,7 +84,8 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
       method: options.method ?? 'GET',
       ...(options.headers !== undefined ? { headers: options.headers } : {}),
       ...(options.body !== undefined ? { body: options.body } : {}),
-      ...(options.requests !== undefined ? { requests: options.requests } : {})
+      ...(options.requests !== undefined ? { requests: options.requests } : {}),
+      ...(options.overallRate !== undefined ? { overallRate: options.overallRate } : {})
     }, (err: unknown, done: autocannon.Result) => err === null || err === undefined ? resolve(done) : reject(err))
     instance.on('response', (_client: autocannon.Client, statusCode: number, _bytes: number, responseTime: number) => {
       all.push(responseTime)
@@ -86,6 +95,11 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
         byStatus.set(statusCode, samples)
       }
       samples.push(responseTime)
+      if (slowest.length < SLOWEST || responseTime > (slowest[slowest.length - 1]?.ms ?? 0)) {
+        slowest.push({ at: (performance.now() - started) / 1000, ms: responseTime, status: statusCode })
+        slowest.sort((a, b) => b.ms - a.ms)
+        slowest.length = Math.min(slowest.length, SLOWEST)
+      }
     })
   })
   const statuses: Record<string, number> = {}
@@ -102,6 +116,7 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
     statuses,
     latencyByStatus,
     errors: result.errors,
-    timeouts: result.timeouts
+    timeouts: result.timeouts,
+    slowest: slowest.map(s => ({ at: Math.round(s.at * 1000) / 1000, ms: Math.round(s.ms * 100) / 100, status: s.status }))
   }
 }

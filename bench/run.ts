@@ -17,6 +17,8 @@
 //   BENCH_CPU_PROF=1        run the service with --cpu-prof; profiles go to <out>/profiles
 //   BENCH_SCENARIOS=a,b     only these scenarios (baseline, hot, page, logout, login, redis-down)
 //   BENCH_SERVICE_ENV='K=V K2=V2'  extra environment for the service (UV_THREADPOOL_SIZE=2, NODE_OPTIONS=…)
+//   BENCH_RATE=n            offer a fixed n requests/s instead of as many as the server answers: on a busy
+//                           machine, the service's CPU time per request (svc CPU us/req) then compares builds
 import { createHmac, randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -30,7 +32,7 @@ import { migrate } from '../migrations/index.js'
 import { freePort, makeTempDir, startPostgres, startRedis } from '../scripts/servers.js'
 import { cpuSeconds, machineTicks, peakRssMb, redisDelta, redisSnapshot, resetPeakRss, run, spawnNode, treeCpuSeconds, waitFor, type NodeProcess } from './harness.js'
 import { runLoad, type LoadOptions } from './load.js'
-import { chart, summarize, table, targets, type Sample, type ScenarioId } from './report.js'
+import { chart, median, summarize, table, targets, type Sample, type ScenarioId } from './report.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -58,6 +60,7 @@ const settings = {
   probe: process.env.BENCH_PROBE !== '0',
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   scenarios: (process.env.BENCH_SCENARIOS ?? '').split(',').map(s => s.trim()).filter(s => s !== ''),
+  rate: process.env.BENCH_RATE === undefined || process.env.BENCH_RATE === '' ? undefined : numberFromEnv('BENCH_RATE', 1),
   serviceEnv: Object.fromEntries((process.env.BENCH_SERVICE_ENV ?? '').split(/\s+/).filter(s => s.includes('=')).map(s => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]))
 }
 const logoutDuration = Math.max(settings.duration / 2, Math.min(settings.duration, 2))
@@ -182,7 +185,7 @@ async function main (): Promise<void> {
   const admin = new pg.Client({ connectionString: postgres.url })
   await admin.connect()
   await admin.query('CREATE DATABASE pulsewatch_bench')
-  versions.postgres = String((await admin.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '')
+  versions.postgres = String((await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '')
   await admin.end()
   const databaseUrl = new URL(postgres.url)
   databaseUrl.pathname = '/pulsewatch_bench'
@@ -212,7 +215,7 @@ async function main (): Promise<void> {
     PORT: String(servicePort),
     HOST: '127.0.0.1',
     BENCH_REDIS_PORT: String(redis.port)
-  }, `http://127.0.0.1:${servicePort}`, { cwd: root, ipc: settings.probe })
+  }, `http://127.0.0.1:${servicePort}`, { cwd: root, logFile: join(dir, 'service.log'), ipc: settings.probe })
   nodes.push(service)
   cleanups.push(async () => await service.stop())
   await waitFor(service, '/readyz', body => (body as { status?: string }).status === 'ok')
@@ -230,7 +233,7 @@ async function main (): Promise<void> {
 
   // The baseline, answering with the very JSON the service answers.
   const baselinePort = await freePort()
-  const baseline = spawnNode('baseline', [baselineJs], { PORT: String(baselinePort), HOST: '127.0.0.1', BENCH_USER: JSON.stringify(userJson) }, `http://127.0.0.1:${baselinePort}`, { cwd: root })
+  const baseline = spawnNode('baseline', [baselineJs], { PORT: String(baselinePort), HOST: '127.0.0.1', BENCH_USER: JSON.stringify(userJson) }, `http://127.0.0.1:${baselinePort}`, { cwd: root, logFile: join(dir, 'baseline.log') })
   nodes.push(baseline)
   cleanups.push(async () => await baseline.stop())
   await waitFor(baseline, `/users/${user.id}`)
@@ -289,7 +292,8 @@ async function main (): Promise<void> {
 
   const samples: Sample[] = []
   const measure = async (id: ScenarioId, round: number): Promise<Sample> => {
-    const { server, load } = scenarios[id]()
+    const { server, load: offered } = scenarios[id]()
+    const load = settings.rate === undefined || id === 'login' ? offered : { ...offered, overallRate: settings.rate }
     const redisUp = id !== 'redis-down'
     const usesRedis = server === service
     const probeBefore = usesRedis ? await server.probe() : undefined
@@ -333,6 +337,7 @@ async function main (): Promise<void> {
       statuses: result.statuses,
       errors: result.errors,
       timeouts: result.timeouts,
+      slowest: result.slowest,
       unexpected,
       redis: delta === undefined
         ? null
@@ -368,6 +373,13 @@ async function main (): Promise<void> {
   for (const id of ['baseline', 'hot', 'page'] as const) {
     const { load } = scenarios[id]()
     await runLoad({ ...load, duration: settings.warmup })
+  }
+
+  // The hot path is the cached read: after the warm-up it must be a cache hit, with the same JSON.
+  const check = await fetch(`${service.url}/users/${user.id}`, { headers: { authorization } })
+  const checkBody = await check.text()
+  if (check.status !== 200 || check.headers.get('x-cache') !== 'hit' || checkBody !== fromService) {
+    throw new Error(`after the warm-up GET /users/:id answers ${check.status}, x-cache ${String(check.headers.get('x-cache'))}: ${checkBody}`)
   }
 
   log('bench: measuring')
@@ -420,7 +432,8 @@ async function main (): Promise<void> {
   mkdirSync(settings.outDir, { recursive: true })
   const name = settings.mode === 'quick' ? 'quick' : 'latest'
   writeFileSync(join(settings.outDir, `${name}.json`), JSON.stringify(report, null, 2) + '\n')
-  const caption = `${report.generatedAt.slice(0, 10)}, ${report.machine.cpus} cores, Node ${report.machine.node}, Redis ${versions.redis}, PostgreSQL ${versions.postgres}; ${settings.rounds} round(s) of ${settings.duration} s, ${settings.connections} connections`
+  const other = median(samples.map(s => s.cpu.other))
+  const caption = `${report.generatedAt.slice(0, 10)}: ${report.machine.cpus} cores, Node ${report.machine.node}, Redis ${versions.redis}, PostgreSQL ${versions.postgres}; ${settings.rounds} round(s) of ${settings.duration} s, ${settings.connections} connections; other work on the machine: ${other.toFixed(0)} % of a core`
   writeFileSync(join(settings.outDir, `${name}.svg`), chart(summaries, caption))
 
   log('')
