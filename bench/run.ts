@@ -32,7 +32,7 @@ import { migrate } from '../migrations/index.js'
 import { freePort, makeTempDir, startPostgres, startRedis } from '../scripts/servers.js'
 import { cpuSeconds, machineTicks, peakRssMb, redisDelta, redisSnapshot, resetPeakRss, run, spawnNode, treeCpuSeconds, waitFor, type NodeProcess } from './harness.js'
 import { runLoad, type LoadOptions } from './load.js'
-import { chart, median, summarize, table, targets, type Sample, type ScenarioId } from './report.js'
+import { chart, markdown, median, summarize, table, targets, type Sample, type ScenarioId } from './report.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -435,13 +435,15 @@ async function main (): Promise<void> {
   const other = median(samples.map(s => s.cpu.other))
   const caption = `${report.generatedAt.slice(0, 10)}: ${report.machine.cpus} cores, Node ${report.machine.node}, Redis ${versions.redis}, PostgreSQL ${versions.postgres}; ${settings.rounds} round(s) of ${settings.duration} s, ${settings.connections} connections; other work on the machine: ${other.toFixed(0)} % of a core`
   writeFileSync(join(settings.outDir, `${name}.svg`), chart(summaries, caption))
+  writeFileSync(join(settings.outDir, `${name}.md`), `Produced by \`${command}\` on ${report.generatedAt} (${caption}).\n\n${markdown(summaries, goals)}`)
 
   log('')
   log(table(summaries))
   log('')
   for (const goal of goals) log(`${goal.met ? 'met   ' : 'MISSED'}  ${goal.name}: ${goal.value} (target ${goal.goal})`)
   log('')
-  log(`bench: wrote ${relative(root, join(settings.outDir, `${name}.json`))} and ${name}.svg in ${elapsed.toFixed(0)} s`)
+  if (other > 20) log(`bench: the machine was busy: other work used ${other.toFixed(0)} % of a core (median), so these ratios are not those of a quiet machine (see cpu.other per sample)`)
+  log(`bench: wrote ${relative(root, join(settings.outDir, `${name}.json`))}, ${name}.svg and ${name}.md in ${elapsed.toFixed(0)} s`)
 
   const broken = summaries.filter(s => s.unexpected > 0 || s.requestsPerSecond <= 0)
   if (broken.length > 0) {
