@@ -206,37 +206,46 @@ export function peakRssMb (pid: number): number | undefined {
   }
 }
 
-/** CPU seconds (user + system) the process has used. */
-export function cpuSeconds (pid: number): number {
+function statFields (pid: number | string): string[] | undefined {
   try {
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    // The command name (field 2) may hold spaces: split after its closing parenthesis (fields 3 on).
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   } catch {
-    return 0
+    return undefined
   }
 }
 
-/** CPU seconds of a process and its direct children (PostgreSQL's backends are children of the postmaster). */
+/** CPU seconds (user + system) the process has used. */
+export function cpuSeconds (pid: number): number {
+  const fields = statFields(pid)
+  return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/**
+ * CPU seconds of a process and its children: PostgreSQL's backends are children of the postmaster.
+ * Live children are read one by one; those that exited (the pool closes idle connections) are in the
+ * postmaster's cutime and cstime, so that the total never goes backwards.
+ */
 export function treeCpuSeconds (pid: number): number {
-  let total = cpuSeconds(pid)
+  const own = statFields(pid)
+  if (own === undefined) return 0
+  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / CLOCK_TICKS
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) total += cpuSeconds(Number(entry))
-    } catch {}
+    const fields = statFields(entry)
+    if (fields !== undefined && Number(fields[1]) === pid) total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
   }
   return total
 }
 
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-export function machineTicks (): { busy: number, total: number } {
+/** Busy, stolen (by the hypervisor) and total jiffies of the whole machine, from /proc/stat. */
+export function machineTicks (): { busy: number, steal: number, total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
-  const values = line.trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const values = line.trim().split(/\s+/).slice(1, 9).map(Number)
   const total = values.reduce((a, b) => a + b, 0)
   const idle = (values[3] ?? 0) + (values[4] ?? 0)
-  return { busy: total - idle, total }
+  const steal = values[7] ?? 0
+  return { busy: total - idle - steal, steal, total }
 }

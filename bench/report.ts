@@ -39,7 +39,7 @@ export interface Sample {
   }
   peakRssMb: number | null
   /** CPU use during the run, in % of one core (machine: % of all cores). */
-  cpu: { server: number, redis: number | null, postgres: number, machine: number, bench: number, other: number }
+  cpu: { server: number, redis: number | null, postgres: number, machine: number, steal: number, bench: number, other: number }
   logLinesPerRequest: number
 }
 
@@ -71,7 +71,7 @@ export interface ScenarioSummary {
   redisUsecPerRequest: number | null
   /** The highest VmHWM of any round. */
   peakRssMb: number | null
-  cpu: { server: number, redis: number | null, postgres: number, machine: number, bench: number, other: number }
+  cpu: { server: number, redis: number | null, postgres: number, machine: number, steal: number, bench: number, other: number }
   /** CPU time of the server process per request, microseconds: less sensitive to a busy machine than req/s. */
   serverCpuUsPerRequest: number
   logLinesPerRequest: number
@@ -154,6 +154,7 @@ export function summarize (samples: Sample[], titles: Record<ScenarioId, { title
         redis: medianOrNull(runs.map(r => r.cpu.redis)),
         postgres: median(runs.map(r => r.cpu.postgres)),
         machine: median(runs.map(r => r.cpu.machine)),
+        steal: median(runs.map(r => r.cpu.steal)),
         bench: median(runs.map(r => r.cpu.bench)),
         other: median(runs.map(r => r.cpu.other))
       },

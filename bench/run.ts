@@ -313,6 +313,7 @@ async function main (): Promise<void> {
         return (used.user + used.system) / 1e6 / seconds * 100
       })(),
       machine: (machineNow.busy - cpuBefore.machine.busy) / Math.max(1, machineNow.total - cpuBefore.machine.total) * 100,
+      steal: (machineNow.steal - cpuBefore.machine.steal) / Math.max(1, machineNow.total - cpuBefore.machine.total) * 100,
       other: 0
     }
     // What the machine did besides the bench, the two servers, Redis and PostgreSQL: other people's work.
@@ -421,7 +422,7 @@ async function main (): Promise<void> {
       clientWritesPerRequest: 'writes the service made to its Redis sockets / responses: flights to Redis as the client sees them; below the command count when commands share a write (pipelining)',
       redisReadsPerRequest: 'INFO stats total_reads_processed during the run (less the bench\'s INFO) / responses: read events on Redis client sockets, i.e. the round trips as Redis saw them; commands that arrive together are one read',
       peakRssMb: 'VmHWM of the server process, reset (clear_refs 5) before each run and read after it; the scenario shows the highest round',
-      cpu: '% of one core during the run, from /proc: server process, redis-server, PostgreSQL with its backends, the bench itself (autocannon); other = the rest of the machine (other people\'s work on a shared machine)',
+      cpu: '% of one core during the run, from /proc: server process, redis-server, PostgreSQL with its backends, the bench itself (autocannon); machine and steal: % of all cores busy, and taken by the hypervisor; other = the rest of the machine, in % of one core (other people\'s work on a shared machine)',
       serverCpuUsPerRequest: 'CPU time of the server process per response, microseconds; less sensitive to a busy machine than requests/s'
     },
     targets: goals,
