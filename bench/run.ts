@@ -185,7 +185,7 @@ async function main (): Promise<void> {
   const admin = new pg.Client({ connectionString: postgres.url })
   await admin.connect()
   await admin.query('CREATE DATABASE pulsewatch_bench')
-  versions.postgres = String((await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '')
+  versions.postgres = String((await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '').split(' ')[0] ?? ''
   await admin.end()
   const databaseUrl = new URL(postgres.url)
   databaseUrl.pathname = '/pulsewatch_bench'
