@@ -411,7 +411,7 @@ async function main (): Promise<void> {
       outDir: relative(root, settings.outDir) || '.',
       logoutDuration,
       order,
-      service: { command: `node ${serviceArgs.map(a => a.startsWith('file:') ? relative(root, fileURLToPath(a)) : a).join(' ')}`, env: { ...SERVICE_ENV, JWT_SECRET: '(random, 80 characters)' } },
+      service: { command: `node ${serviceArgs.map(a => a.startsWith('file:') ? relative(root, fileURLToPath(a)) : a).join(' ')}`, env: { ...SERVICE_ENV, JWT_SECRET: '(random for each run, 79 characters)' } },
       baseline: 'node dist/bench/baseline.js (bench/baseline.ts)'
     },
     definitions: {
