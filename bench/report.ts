@@ -1,22 +1,13 @@
 // Aggregation of the samples into medians and ratios, the printed table, the targets, and the chart.
-import type { Latency } from './load.js'
+import type { Latency, LoadResult } from './load.js'
 
 export type ScenarioId = 'baseline' | 'hot' | 'page' | 'logout' | 'login' | 'redis-down'
 
-export interface Sample {
+/** One run of one scenario: autocannon's result, with what the bench measured around it. */
+export interface Sample extends LoadResult {
   scenario: ScenarioId
   round: number
   connections: number
-  duration: number
-  requests: number
-  requestsPerSecond: number
-  latency: Latency
-  latencyByStatus: Record<string, Latency>
-  statuses: Record<string, number>
-  errors: number
-  timeouts: number
-  /** The slowest responses of the run: seconds after its start, and milliseconds. */
-  slowest: Array<{ at: number, ms: number, status: number }>
   /** Statuses the scenario does not expect (a 429 on the hot path, say), and connection errors. */
   unexpected: number
   /** Redis's side (INFO): null while Redis is stopped, and for the baseline (which does not use Redis). */
