@@ -189,8 +189,8 @@ async function main (): Promise<void> {
   await admin.end()
   const databaseUrl = new URL(postgres.url)
   databaseUrl.pathname = '/pulsewatch_bench'
-  // Migrated from the sources: `npm run build` copies the SQL files to dist/migrations/migrations/,
-  // where the built service does not look, so its own MIGRATE_ON_START would find nothing to apply.
+  // Migrated here, from the sources, before the service starts (it runs with MIGRATE_ON_START=false):
+  // the bench's database is ready whatever the build ships.
   await migrate(databaseUrl.toString())
 
   const stats = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 200, connectionName: 'bench' })
