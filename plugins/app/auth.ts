@@ -63,7 +63,10 @@ export default fp(async function auth (fastify) {
     try {
       state = await fastify.revocation.check(claims)
     } catch (err) {
-      request.log.warn({ err }, 'token revocation check failed')
+      // A Redis outage is logged once, by the breaker, when it opens; per request it is only debug
+      // (a warn each time measured a third of the request's CPU in an outage). Other failures warn.
+      if (fastify.redisBreaker.open) request.log.debug({ err }, 'token revocation check skipped: Redis unavailable')
+      else request.log.warn({ err }, 'token revocation check failed')
       if (failOpen) return
       throw httpError(503, 'Token revocation cannot be checked right now, try again shortly')
     }
@@ -72,7 +75,7 @@ export default fp(async function auth (fastify) {
       throw unauthorized(reply, 'Token has been revoked')
     }
   })
-}, { name: 'auth', dependencies: ['jwt', 'revocation', 'metrics'] })
+}, { name: 'auth', dependencies: ['jwt', 'revocation', 'metrics', 'redis-breaker'] })
 
 declare module 'fastify' {
   interface FastifyInstance {
