@@ -28,12 +28,16 @@ export function createRedisClient (config: Config): Redis {
     connectTimeout: 2000,
     connectionName: 'pulsewatch'
   }
+  // Commands issued in the same tick share one socket write: measured +27 % req/s on the hot path at
+  // 50 connections, and a third of Redis's CPU (bench/, see the README's Benchmarks).
+  const enableAutoPipelining = true
   const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000)
 
   if (config.REDIS_CLUSTER_NODES !== undefined) {
     const cluster = new Cluster(addresses(config.REDIS_CLUSTER_NODES), {
       keyPrefix: config.REDIS_KEY_PREFIX,
       enableOfflineQueue: false,
+      enableAutoPipelining,
       clusterRetryStrategy: retryStrategy,
       slotsRefreshTimeout: 2000,
       redisOptions: shared
@@ -42,7 +46,7 @@ export function createRedisClient (config: Config): Redis {
     // one hash slot), so the Cluster stands in for the Redis type that @fastify/redis decorates.
     return cluster as unknown as Redis
   }
-  const common: RedisOptions = { ...shared, keyPrefix: config.REDIS_KEY_PREFIX, enableOfflineQueue: false, retryStrategy }
+  const common: RedisOptions = { ...shared, keyPrefix: config.REDIS_KEY_PREFIX, enableOfflineQueue: false, enableAutoPipelining, retryStrategy }
   if (config.REDIS_SENTINELS !== undefined) {
     return new Redis({
       ...common,
