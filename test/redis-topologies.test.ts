@@ -23,8 +23,13 @@ async function flows (t: Test, env: Env): Promise<void> {
   const auth = bearer(pair.accessToken)
 
   const first = await a.inject({ url: `/users/${user.id}`, headers: auth })
+  const client = a.redis as unknown as { sendCommand: (command: { name: string }, ...rest: unknown[]) => unknown }
+  const sent = t.capture(client, 'sendCommand', client.sendCommand)
   const second = await a.inject({ url: `/users/${user.id}`, headers: auth })
+  sent.restore()
   t.same([first.statusCode, first.headers['x-cache'], second.headers['x-cache']], [200, 'miss', 'hit'], 'cache: miss, then hit')
+  // A script sees only its own hash slot on a Cluster: the entry is read beside it, in the same tick.
+  t.same(sent.args().map(([command]) => command.name), a.redis.isCluster ? ['evalsha', 'mget'] : ['evalsha'], 'a hit costs the rate limit\'s script (and on a Cluster the entry\'s MGET)')
   await b.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: auth, payload: { name: 'Renamed' } })
   t.equal((await a.inject({ url: `/users/${user.id}`, headers: auth })).json().name, 'Renamed', 'cache: invalidation seen by the other instance')
   t.equal((await a.inject({ url: '/users', headers: auth })).headers['x-cache'], 'miss')

@@ -84,3 +84,28 @@ t.test('a token of a deleted user is refused', async t => {
   await app.redis.del(`gen:{${user.id}}`)
   t.equal((await app.inject({ url: '/users/me', headers: bearer(accessToken) })).statusCode, 401)
 })
+
+t.test('a token remembered as verified is refused once it expires, as if it were seen for the first time', async t => {
+  const app = await build(t)
+  const user = await register(app)
+  const { accessToken } = await login(app, user)
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(accessToken) })).statusCode, 200, 'verified, and remembered')
+  const { exp } = app.jwt.decode<{ exp: number }>(accessToken) ?? { exp: 0 }
+  // Past the expiry and the 5 s clock tolerance.
+  t.capture(Date, 'now', () => exp * 1000 + 5001)
+  const later = await app.inject({ url: '/users/me', headers: bearer(accessToken) })
+  t.equal(later.statusCode, 401)
+  t.match(later.json(), { message: 'Invalid or expired token' })
+})
+
+t.test('the bearer scheme is matched without regard to case, and only with one space before the token', async t => {
+  const app = await build(t)
+  const user = await register(app)
+  const { accessToken } = await login(app, user)
+  for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+    t.equal((await app.inject({ url: '/users/me', headers: { authorization: `${scheme} ${accessToken}` } })).statusCode, 200, scheme)
+  }
+  for (const authorization of [`Bearer  ${accessToken}`, `Bearer\t${accessToken}`, `Bearer ${accessToken} `, `Bearer${accessToken}`]) {
+    t.equal((await app.inject({ url: '/users/me', headers: { authorization } })).statusCode, 401, JSON.stringify(authorization.slice(0, 8)))
+  }
+})

@@ -4,7 +4,11 @@ import type { RedisBreaker } from './redis-breaker.js'
 
 export interface Count { current: number, ttl: number }
 
-// One atomic round trip: count, and start the window on the first hit. Every key gets a TTL.
+/** A count, with the values of the keys read along with it: undefined when Redis was skipped. */
+export interface CountAndReads extends Count { values?: Array<string | null> }
+
+// One atomic round trip: count, and start the window on the first hit (every key gets a TTL); then
+// the values of the other keys, so that a caller's reads ride on the same round trip.
 const INCR = `
 local current = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -12,12 +16,11 @@ if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
-return {current, ttl}`
-
-const READ = `
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local ttl = redis.call('PTTL', KEYS[1])
-return {current, math.max(ttl, 0)}`
+if #KEYS == 1 then return {current, ttl} end
+local values = redis.call('MGET', unpack(KEYS, 2))
+table.insert(values, 1, ttl)
+table.insert(values, 1, current)
+return values`
 
 // Never creates a key (so never one without a TTL), never goes below zero.
 const DECR = `
@@ -29,8 +32,8 @@ declare module 'ioredis' {
   // The augmented interface is generic; its parameter must be declared, though these commands ignore it.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface RedisCommander<Context> {
-    pwIncr: (key: string, windowMs: number) => Promise<[number, number]>
-    pwRead: (key: string) => Promise<[number, number]>
+    /** numberOfKeys, the counter's key, the keys to read, the window in ms. */
+    pwIncr: (numberOfKeys: number, ...keysThenWindowMs: Array<string | number>) => Promise<[number, number, ...Array<string | null>]>
     pwDecr: (key: string) => Promise<number>
   }
 }
@@ -54,12 +57,6 @@ class MemoryCounters {
     return { current: entry.current, ttl: entry.resetAt - now }
   }
 
-  read (key: string): Count {
-    const entry = this.entries.get(key)
-    const ttl = entry === undefined ? 0 : entry.resetAt - Date.now()
-    return ttl > 0 && entry !== undefined ? { current: entry.current, ttl } : { current: 0, ttl: 0 }
-  }
-
   decr (key: string): void {
     const entry = this.entries.get(key)
     if (entry !== undefined && entry.current > 0) entry.current--
@@ -75,33 +72,29 @@ class MemoryCounters {
  * Redis is away, in this instance's memory with the same numbers, and back to Redis by itself.
  */
 export function createCounters (redis: Redis, breaker: RedisBreaker) {
-  redis.defineCommand('pwIncr', { numberOfKeys: 1, lua: INCR })
-  redis.defineCommand('pwRead', { numberOfKeys: 1, lua: READ })
+  redis.defineCommand('pwIncr', { lua: INCR })
   redis.defineCommand('pwDecr', { numberOfKeys: 1, lua: DECR })
   const memory = new MemoryCounters()
 
-  async function either<T> (shared: () => Promise<T>, local: () => T): Promise<T> {
-    if (breaker.open) return local()
-    try {
-      return await shared()
-    } catch (err) {
+  // Promise chains rather than async functions: this runs on every request, and each async layer is
+  // another promise to allocate and settle.
+  function either<T> (shared: () => Promise<T>, local: () => T): Promise<T> {
+    if (breaker.open) return Promise.resolve(local())
+    return shared().catch((err: unknown) => {
       breaker.trip(err)
       return local()
-    }
+    })
   }
 
   return {
-    async incr (key: string, windowMs: number): Promise<Count> {
-      return await either(async () => {
-        const [current, ttl] = await redis.pwIncr(key, windowMs)
-        return { current, ttl }
-      }, () => memory.incr(key, windowMs))
-    },
-    async read (key: string): Promise<Count> {
-      return await either(async () => {
-        const [current, ttl] = await redis.pwRead(key)
-        return { current, ttl }
-      }, () => memory.read(key))
+    /**
+     * Counts one hit in the window of `key`, and reads `reads` in the same round trip (in a Cluster
+     * they must share the counter's hash slot). While Redis is skipped, counts in memory and reads nothing.
+     */
+    incr (key: string, windowMs: number, reads: string[] = []): Promise<CountAndReads> {
+      return either(
+        () => redis.pwIncr(1 + reads.length, key, ...reads, windowMs).then(([current, ttl, ...values]) => ({ current, ttl, values })),
+        () => memory.incr(key, windowMs))
     },
     async decr (key: string): Promise<void> {
       await either(async () => { await redis.pwDecr(key) }, () => memory.decr(key))

@@ -1,6 +1,6 @@
-import { normalizeIP } from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import type { Counters } from './counters.js'
+import { normalizeIP } from './rate-limit.js'
 
 /**
  * The brute-force limit of POST /auth/login: LOGIN_RATE_LIMIT_MAX failed attempts per (client IP,

@@ -76,17 +76,30 @@ export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepo
     return await pending
   }
 
+  const keysOf = (claims: AccessClaims): string[] => [keys.token(claims.sub, claims.jti), keys.session(claims.sub, claims.sid), keys.generation(claims.sub)]
+
+  /** The verdict on what Redis holds under `keysOf(claims)`. */
+  async function judge (claims: AccessClaims, [token, session, cached]: Array<string | null | undefined>): Promise<'ok' | 'revoked'> {
+    if (token != null || session != null) return 'revoked'
+    const generation = cached ?? await fill(claims.sub)
+    return generation === String(claims.gen) ? 'ok' : 'revoked'
+  }
+
   return {
+    /**
+     * The keys that say whether a token is revoked. They share the user's hash tag, so the rate limit
+     * reads them in its own round trip (`judge` then gives the verdict), even on a Cluster.
+     */
+    keys: keysOf,
+    judge,
+
     /** 'revoked' or 'ok'; throws when Redis (or PostgreSQL, for a refill) cannot answer. */
     async check (claims: AccessClaims): Promise<'ok' | 'revoked'> {
       // While the breaker is open (a command just timed out, or the client is down), do not pay
       // another timeout: answer at once and let REVOCATION_FAIL_MODE decide.
       if (breaker.open) throw new Error('Redis is unavailable')
-      const [token, session, cached] = await redis.mget(keys.token(claims.sub, claims.jti), keys.session(claims.sub, claims.sid), keys.generation(claims.sub))
-        .catch((err: unknown) => { breaker.trip(err); throw err })
-      if (token !== null || session !== null) return 'revoked'
-      const generation = cached ?? await fill(claims.sub)
-      return generation === String(claims.gen) ? 'ok' : 'revoked'
+      const values = await redis.mget(...keysOf(claims)).catch((err: unknown) => { breaker.trip(err); throw err })
+      return await judge(claims, values)
     },
 
     /** This token (until the moment it would have expired anyway) and every other of its login. */

@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import type { User } from '../../schemas/user.js'
 import type { Cache } from './cache.js'
 import type { Page, UsersRepository } from './users-repository.js'
 
@@ -18,7 +17,7 @@ export function createUsersCache (cache: Cache, repository: UsersRepository) {
   }, async ({ limit, after }: { limit: number, after?: { sortKey: string, id: string } }): Promise<Page> => await repository.list(limit, after))
 
   return {
-    byId: async (id: string): Promise<{ value: User | null, hit: boolean }> => await byId(id),
+    byId,
     page,
     /** After a user was created, changed or deleted (and the change committed). */
     changed: async (id: string): Promise<void> => await cache.invalidate(one(id), LIST)
@@ -29,8 +28,10 @@ export default fp(async function usersCache (fastify) {
   fastify.decorate('usersCache', createUsersCache(fastify.cache, fastify.usersRepository))
 }, { name: 'users-cache', dependencies: ['cache', 'users-repository'] })
 
+export type UsersCache = ReturnType<typeof createUsersCache>
+
 declare module 'fastify' {
   interface FastifyInstance {
-    usersCache: ReturnType<typeof createUsersCache>
+    usersCache: UsersCache
   }
 }

@@ -3,6 +3,7 @@ import { httpError } from '../../plugins/app/errors.js'
 import { errorResponses, NoContent } from '../../schemas/common.js'
 import { IdParams, ListQuery, User, UserList, UserPatch } from '../../schemas/user.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
+import { prefetchers } from './prefetch.js'
 
 const security = [{ bearerAuth: [] }]
 // Every route here needs a token, is rate limited and needs PostgreSQL; a body may be sent to PATCH and DELETE.
@@ -11,6 +12,7 @@ const bodyErrors = [400, 413, 415] as const
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository, usersCache, passwords, revocation } = fastify
+  const prefetch = prefetchers(usersCache)
 
   const mayChange = (actor: { sub: string, role: string }, id: string): void => {
     if (actor.sub !== id && actor.role !== 'admin') throw httpError(403, 'Only the user or an admin may change this user')
@@ -27,19 +29,21 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     onRequest: fastify.authenticate,
+    config: { prefetch: prefetch.page },
     schema: { tags: ['users'], summary: 'Users in creation order, a page at a time (cached)', security, querystring: ListQuery, response: { 200: UserList, ...errorResponses(400, ...errors) } }
   }, async (request, reply) => {
     const after = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor)
-    const { value, hit } = await usersCache.page({ limit: request.query.limit, after })
+    const { value, hit } = await usersCache.page({ limit: request.query.limit, after }, request.admission?.prefetched)
     reply.header('x-cache', hit ? 'hit' : 'miss')
     return { items: value.items, nextCursor: value.last === undefined ? null : encodeCursor(value.last) }
   })
 
   fastify.get('/:id', {
     onRequest: fastify.authenticate,
+    config: { prefetch: prefetch.byId },
     schema: { tags: ['users'], summary: 'One user (cached)', security, params: IdParams, response: { 200: User, ...errorResponses(400, 404, ...errors) } }
   }, async (request, reply) => {
-    const { value, hit } = await usersCache.byId(request.params.id)
+    const { value, hit } = await usersCache.byId(request.params.id, request.admission?.prefetched)
     reply.header('x-cache', hit ? 'hit' : 'miss')
     if (value === null) throw httpError(404, 'User not found')
     return value
