@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import { build, createDatabase, privatePostgres, privateRedis, testEnv, timed } from './helper.js'
 import { bearer, login, register } from './users.js'
@@ -35,6 +36,22 @@ t.test('REVOCATION_FAIL_MODE=closed answers 503 within a second while Redis is d
 
   await redis.start()
   await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200), 'tokens verify again')
+})
+
+t.test('a Redis outage is logged once, not once per request it refuses', async t => {
+  const lines: Array<{ level: number, msg: string, reqId?: string }> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'closed', LOG_LEVEL: 'info' }), { stream })
+  const { accessToken } = await login(app, await register(app))
+  await redis.stop({ crash: true })
+  const statuses = []
+  for (let i = 0; i < 20; i++) statuses.push((await app.inject({ url: '/users/me', headers: bearer(accessToken) })).statusCode)
+  t.same(statuses, Array(20).fill(503))
+  const warnings = lines.filter(line => line.level >= 40)
+  t.equal(warnings.filter(line => line.reqId !== undefined).length, 0, `no request wrote a warning or error: ${JSON.stringify(warnings.map(line => line.msg))}`)
+  t.equal(warnings.filter(line => /redis unavailable/.test(line.msg)).length, 1, 'the breaker said it once')
+  await t.resolves(app.close(), 'and the app still closes cleanly while Redis is away (SIGTERM during an outage)')
 })
 
 t.test('REVOCATION_FAIL_MODE=open lets verified tokens through while Redis is down, and still refuses bad ones', async t => {

@@ -27,8 +27,13 @@ export default fp(async function errors (fastify) {
   fastify.setErrorHandler((err: FastifyError, request, reply) => {
     let statusCode = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (statusCode === 500 && isUnavailable(err)) statusCode = 503
-    if (statusCode >= 500) request.log.error({ err }, 'request failed')
     const client = statusCode < 500 || err.expose === true
+    // A 5xx of our own making (expose) is a dependency's outage, which the Redis breaker logs once when
+    // it begins: one error line per request during it would flood the logs. Anything else is a bug.
+    if (statusCode >= 500) {
+      if (err.expose === true) request.log.debug({ err }, 'request refused: a dependency is unavailable')
+      else request.log.error({ err }, 'request failed')
+    }
     return reply.code(statusCode).send({
       statusCode,
       error: STATUS_CODES[statusCode] ?? 'Error',
