@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import type { DestinationStream } from 'pino'
+import type { Bindings, ChildLoggerOptions, DestinationStream, Level, Logger } from 'pino'
 import type { Config } from './config.js'
 import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
@@ -75,6 +75,54 @@ const REDACTED = [
   'password', '*.password', 'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken', 'token', '*.token'
 ]
 
+/**
+ * The logger of one request, bound to its id. Fastify makes one for every request, and a pino child
+ * passes its bindings through the redaction: two kilobytes and a microsecond, a twelfth of what the
+ * hot path allocated. At the production level a request rarely logs, so the child is made on the
+ * first line that is written.
+ */
+class RequestLogger {
+  #child: FastifyBaseLogger | undefined
+
+  constructor (private readonly parent: Logger, private readonly bindings: Bindings, private readonly options: ChildLoggerOptions) {}
+
+  get level (): string {
+    return this.#child?.level ?? this.parent.level
+  }
+
+  set level (level: string) {
+    this.#logger().level = level
+  }
+
+  fatal (...args: unknown[]): void { this.#write('fatal', args) }
+  error (...args: unknown[]): void { this.#write('error', args) }
+  warn (...args: unknown[]): void { this.#write('warn', args) }
+  info (...args: unknown[]): void { this.#write('info', args) }
+  debug (...args: unknown[]): void { this.#write('debug', args) }
+  trace (...args: unknown[]): void { this.#write('trace', args) }
+  silent (): void {}
+
+  child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#logger().child(bindings, options)
+  }
+
+  #logger (): FastifyBaseLogger {
+    this.#child ??= this.parent.child(this.bindings, this.options)
+    return this.#child
+  }
+
+  #write (level: Level, args: unknown[]): void {
+    if (this.#child === undefined && !this.parent.isLevelEnabled(level)) return
+    (this.#logger()[level] as (...line: unknown[]) => void)(...args)
+  }
+}
+
+function requestLogger (logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  // A route with a level of its own (none here today) gets its child at once: the parent's level would not say.
+  if (options.level !== undefined) return logger.child(bindings, options)
+  return new RequestLogger(logger as Logger, bindings, options) as unknown as FastifyBaseLogger
+}
+
 /** Options for the Fastify instance itself, which must exist before any plugin. */
 export function serverOptions (config: Config, stream?: DestinationStream): FastifyServerOptions {
   const pretty = config.NODE_ENV === 'development' && stream === undefined
@@ -86,6 +134,7 @@ export function serverOptions (config: Config, stream?: DestinationStream): Fast
       ...(stream !== undefined ? { stream } : {})
     },
     genReqId,
+    childLoggerFactory: requestLogger,
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 1024 * 1024,
     // During the drain we keep answering (with `Connection: close`) instead of refusing with 503.

@@ -88,3 +88,22 @@ t.test('logs never contain passwords, tokens, the JWT secret or authorization he
     t.notOk(log.includes(secretValue), `absent from logs: ${secretValue.slice(0, 10)}…`)
   }
 })
+
+t.test('a request that logs writes its id with the line; a request that does not log makes no child logger', async t => {
+  const lines: Array<{ level: number, msg: string, reqId?: string }> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const { testEnv } = await import('./helper.js')
+  const app = await build(t, await testEnv(t, { LOG_LEVEL: 'warn' }), { stream })
+  const user = await register(app)
+  const pair = await login(app, user)
+  await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: pair.refreshToken } })
+  const children = t.capture(app.log, 'child', app.log.child)
+  await app.inject({ url: '/users/me', headers: bearer(pair.accessToken) })
+  t.equal(children().length, 0, 'a request that wrote nothing made no child logger')
+  const reuse = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: pair.refreshToken } })
+  t.equal(reuse.statusCode, 401)
+  t.equal(children().length, 1, 'the one that warned made one')
+  const warning = lines.find(line => line.msg === 'refresh token reuse: login revoked')
+  t.equal(warning?.reqId, reuse.headers['x-request-id'], 'the warning carries the id the client was given')
+  t.equal(lines.filter(line => line.level < 40).length, 0, 'nothing below the configured level')
+})
