@@ -1,7 +1,14 @@
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
+import { setFlagsFromString } from 'node:v8'
 import app, { serverOptions } from './app.js'
 import { loadConfig, type Config } from './config.js'
+
+// V8 moves the objects of an allocation site straight to the old generation once most of them have
+// survived a young-generation GC, and a busy server's request objects look like that: they are alive
+// in flight, then garbage. Measured on the hot path: 370 KB promoted per young GC instead of 15 KB,
+// three full GCs in 8 s instead of one, 186 MB peak RSS instead of 154, and 10 % fewer requests/s.
+setFlagsFromString('--no-allocation-site-pretenuring')
 
 function fail (message: string): never {
   process.stderr.write(`pulsewatch: ${message}\n`)
