@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os'
 import t from 'tap'
+import { hashing } from '../plugins/app/passwords.js'
 import { build, testEnv } from './helper.js'
 import { login, register } from './users.js'
 
@@ -167,4 +169,14 @@ t.test('passwords are stored as salted scrypt hashes with their parameters', asy
   t.equal(rows.length, 2)
   for (const row of rows) t.match(row.password_hash, /^scrypt\$32768\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/)
   t.not(rows[0]?.password_hash, rows[1]?.password_hash)
+})
+
+t.test('no more passwords are hashed at once than there are cores less one: the rest wait their turn', async t => {
+  const app = await build(t)
+  const slots = Math.max(1, availableParallelism() - 1)
+  const all = Promise.all(Array.from({ length: slots + 2 }, async () => await app.passwords.hash('a password to hash')))
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(hashing.activeCount, slots, 'hashing')
+  t.equal(hashing.pendingCount, 2, 'waiting')
+  t.equal(new Set(await all).size, slots + 2, 'every one hashed, each with its own salt')
 })
