@@ -62,10 +62,12 @@ export default fp(async function metrics (fastify) {
   readStats(fastify, metrics.registry)
   fastify.decorate('metrics', metrics)
 
-  // Route patterns, never raw URLs, so that the number of series stays bounded.
-  fastify.addHook('onResponse', async (request, reply) => {
+  // Route patterns, never raw URLs, so that the number of series stays bounded. A callback hook, as
+  // it waits for nothing: on every request, a promise less.
+  fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
     metrics.requestDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000)
+    done()
   })
 
   fastify.redis.on('error', () => metrics.redisErrors.inc())
