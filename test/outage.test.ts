@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { build, createDatabase, privatePostgres, privateRedis, testEnv, timed } from './helper.js'
@@ -82,6 +83,22 @@ t.test('Redis stopped: logout answers 503 rather than acknowledging a revocation
   await redis.start()
   await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode === 204))
   t.equal(await authedGet(app, accessToken), 401)
+})
+
+t.test('a reconnection ends the breaker\'s cool-down: a logout acknowledged once Redis is back is enforced at once', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, REVOCATION_FAIL_MODE: 'open' }))
+  const { accessToken } = await login(app, await register(app))
+  await redis.stop()
+  // A command that fails as Redis goes away trips the breaker for its cool-down (2 s).
+  const tripped = Date.now()
+  app.redisBreaker.trip(new Error('Connection is closed.'))
+  await redis.start()
+  if (app.redis.status !== 'ready') await once(app.redis, 'ready')
+  t.equal(app.redisBreaker.open, false, 'the new connection closed the breaker')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode, 204)
+  t.equal(await authedGet(app, accessToken), 401, 'the revoked token is refused, not let through by REVOCATION_FAIL_MODE=open')
+  t.ok(Date.now() - tripped < 2000, 'all within what was the cool-down')
 })
 
 t.test('a hung Redis (SIGSTOP) costs a request at most the command timeout', async t => {

@@ -24,6 +24,11 @@ export function createRedisBreaker (redis: Redis, log: FastifyBaseLogger) {
     return open
   }
 
+  // The cool-down is for a server that looks connected but does not answer. A connection that has
+  // just come ready has answered: without this, a logout written after Redis came back could be
+  // acknowledged while this instance still skipped the deny-list for the rest of the cool-down.
+  redis.on('ready', () => { trippedUntil = 0 })
+
   return {
     get open (): boolean {
       return observe(redis.status !== 'ready' || Date.now() < trippedUntil)
