@@ -76,28 +76,18 @@ export function createCounters (redis: Redis, breaker: RedisBreaker) {
   redis.defineCommand('pwDecr', { numberOfKeys: 1, lua: DECR })
   const memory = new MemoryCounters()
 
-  // Promise chains rather than async functions: this runs on every request, and each async layer is
-  // another promise to allocate and settle.
-  function either<T> (shared: () => Promise<T>, local: () => T): Promise<T> {
-    if (breaker.open) return Promise.resolve(local())
-    return shared().catch((err: unknown) => {
-      breaker.trip(err)
-      return local()
-    })
-  }
-
   return {
     /**
      * Counts one hit in the window of `key`, and reads `reads` in the same round trip (in a Cluster
      * they must share the counter's hash slot). While Redis is skipped, counts in memory and reads nothing.
      */
     incr (key: string, windowMs: number, reads: string[] = []): Promise<CountAndReads> {
-      return either(
+      return breaker.attempt(
         () => redis.pwIncr(1 + reads.length, key, ...reads, windowMs).then(([current, ttl, ...values]) => ({ current, ttl, values })),
         () => memory.incr(key, windowMs))
     },
     async decr (key: string): Promise<void> {
-      await either(async () => { await redis.pwDecr(key) }, () => memory.decr(key))
+      await breaker.attempt(async () => { await redis.pwDecr(key) }, () => memory.decr(key))
     },
     close: () => memory.close()
   }

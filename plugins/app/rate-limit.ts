@@ -38,11 +38,6 @@ export default fp(async function rateLimit (fastify) {
   const policy = `"default";q=${max};w=${Math.ceil(windowMs / 1000)}`
   const oneScript = !redis.isCluster
 
-  async function readAside (keys: string[]): Promise<Array<string | null> | undefined> {
-    if (redisBreaker.open) return undefined
-    return await redis.mget(...keys).catch((err: unknown) => { redisBreaker.trip(err); return undefined })
-  }
-
   fastify.decorateRequest('admission', null)
   fastify.addHook('onRequest', async (request, reply) => {
     const config = request.routeOptions.config
@@ -55,7 +50,7 @@ export default fp(async function rateLimit (fastify) {
     let count: CountAndReads
     let aside: Array<string | null> | undefined
     if (oneScript || ahead.length === 0) count = await counters.incr(key, windowMs, [...own, ...ahead])
-    else [count, aside] = await Promise.all([counters.incr(key, windowMs, own), readAside(ahead)])
+    else [count, aside] = await Promise.all([counters.incr(key, windowMs, own), redisBreaker.attempt(async () => await redis.mget(...ahead), () => undefined)])
 
     const remaining = Math.max(0, max - count.current)
     const reset = Math.ceil(count.ttl / 1000)

@@ -29,15 +29,30 @@ export function createRedisBreaker (redis: Redis, log: FastifyBaseLogger) {
   // acknowledged while this instance still skipped the deny-list for the rest of the cool-down.
   redis.on('ready', () => { trippedUntil = 0 })
 
+  const isOpen = (): boolean => observe(redis.status !== 'ready' || Date.now() < trippedUntil)
+  const trip = (err: unknown): void => {
+    log.debug({ err }, 'redis command failed')
+    trippedUntil = Date.now() + COOLDOWN_MS
+    observe(true)
+  }
+
   return {
     get open (): boolean {
-      return observe(redis.status !== 'ready' || Date.now() < trippedUntil)
+      return isOpen()
     },
     /** Called with a failed command's error: skip Redis for the cool-down. */
-    trip (err: unknown): void {
-      log.debug({ err }, 'redis command failed')
-      trippedUntil = Date.now() + COOLDOWN_MS
-      observe(true)
+    trip,
+    /**
+     * `shared()` when Redis is worth asking, else `local()`, which also stands in when `shared()`
+     * fails (and trips the breaker). A promise chain, not an async function: this runs on every
+     * request, and each async layer is another promise to allocate and settle.
+     */
+    attempt<T> (shared: () => Promise<T>, local: () => T): Promise<T> {
+      if (isOpen()) return Promise.resolve(local())
+      return shared().catch((err: unknown) => {
+        trip(err)
+        return local()
+      })
     },
     /** How many times the breaker has switched, either way (for metrics). */
     get switches (): number {
