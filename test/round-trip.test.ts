@@ -83,6 +83,19 @@ t.test('a prefetched entry is taken only for the key it was read for, and only w
   t.same(await loader('c', { keys: loader.keys('c'), values: ['not json', null] }), { value: 'loaded c', hit: false }, 'an unreadable entry is a miss')
 })
 
+t.test('an entry served from its parsed form is the same object on every read, and frozen so that no reader can change it for the next', async t => {
+  const app = await build(t)
+  const loader = app.cache.define('frozen-test', { fence: (id: string) => `fz:${id}`, key: (id: string) => id }, async (id: string) => ({ id, tags: ['a'] }))
+  const stored = JSON.stringify({ g: '1', v: { id: 'x', tags: ['a'] } })
+  const read = async (): Promise<{ id: string, tags: string[] }> => (await loader('x', { keys: loader.keys('x'), values: [stored, '1'] })).value
+  const first = await read()
+  const second = await read()
+  t.equal(first, second, 'parsed once')
+  t.ok(Object.isFrozen(first) && Object.isFrozen(first.tags), 'frozen, nested values too')
+  t.throws(() => { first.tags.push('b') }, TypeError)
+  t.same((await read()).tags, ['a'], 'the next reader gets what is stored')
+})
+
 t.test('commands issued in one event-loop turn leave in one write, and Redis reads them at once', async t => {
   const redis = await privateRedis(t)
   const app = await build(t, await testEnv(t, { REDIS_URL: redis.url }))

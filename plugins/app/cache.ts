@@ -43,6 +43,16 @@ interface Stored { g: string, v: unknown }
 // texts kept add up to a million characters at most (a user is about 250, a page of 100 about 25,000).
 const PARSED_MAX_CHARS = 1_000_000
 
+// A parsed entry is shared by every request that reads the same text, so it is frozen: a caller that
+// changed it would change what the next one is served (in strict mode such a write throws instead).
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}
+
 /** `current(raw, generation)`: the value of an entry read with its fence's generation, if it is still current. */
 function createDecoder () {
   const parsed = new Map<string, Stored>()
@@ -52,7 +62,7 @@ function createDecoder () {
     let stored = parsed.get(raw)
     if (stored === undefined) {
       try {
-        stored = JSON.parse(raw) as Stored
+        stored = deepFreeze(JSON.parse(raw) as Stored)
       } catch {
         return undefined
       }
