@@ -69,6 +69,20 @@ t.test('a forged token carrying a victim\'s sub, or an expired one, is charged t
   t.equal(own.headers['x-ratelimit-remaining'], '4', 'the victim\'s budget is untouched')
 })
 
+t.test('a revoked token whose signature and expiry verify is refused with 401 and charged to its user, not to the IP', async t => {
+  const app = await build(t, await testEnv(t, { RATE_LIMIT_MAX: '5' }))
+  const user = await register(app)
+  const revoked = (await login(app, user)).accessToken
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(revoked) })).statusCode, 204)
+  const refused = []
+  for (let i = 0; i < 3; i++) refused.push((await get(app, { ip: '198.51.100.77', headers: bearer(revoked) })).statusCode)
+  t.same(refused, [401, 401, 401])
+  const fresh = (await login(app, user)).accessToken
+  // The logout and the three refused requests were the user's: one left of five.
+  t.equal((await get(app, { ip: '198.51.100.78', headers: bearer(fresh) })).headers['x-ratelimit-remaining'], '0')
+  t.equal((await get(app, { ip: '198.51.100.77' })).headers['x-ratelimit-remaining'], '4', 'the IP was charged only for this request')
+})
+
 t.test('with TRUST_PROXY=false X-Forwarded-For is ignored; with true, it names the client', async t => {
   const closed = await build(t, await testEnv(t, { RATE_LIMIT_MAX: '3' }))
   const spoofed = []
