@@ -17,9 +17,9 @@ import migrations from './plugins/app/migrations.js'
 import passwords from './plugins/app/passwords.js'
 import rateLimit from './plugins/app/rate-limit.js'
 import redisBreaker from './plugins/app/redis-breaker.js'
-import refreshTokensRepository from './plugins/app/refresh-tokens-repository.js'
 import requestId, { genReqId } from './plugins/app/request-id.js'
 import revocation from './plugins/app/revocation.js'
+import sessionsRepository from './plugins/app/sessions-repository.js'
 import tokens from './plugins/app/tokens.js'
 import usersCache from './plugins/app/users-cache.js'
 import usersRepository from './plugins/app/users-repository.js'
@@ -53,7 +53,7 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(cache)
   await fastify.register(usersCache)
   await fastify.register(metrics)
-  await fastify.register(refreshTokensRepository)
+  await fastify.register(sessionsRepository)
   await fastify.register(revocation)
   await fastify.register(tokens)
   await fastify.register(auth)

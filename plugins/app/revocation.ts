@@ -18,6 +18,21 @@ export interface AccessClaims {
 
 const DELETED = 'deleted'
 
+// A user's cut-off only ever rises: two logout-alls whose writes reach Redis out of order, or a refill
+// read before a cut-off, never leave the older generation behind. 'deleted' is final.
+const RAISE = `
+local current = redis.call('GET', KEYS[1])
+if current == 'deleted' or (current and ARGV[1] ~= 'deleted' and tonumber(current) >= tonumber(ARGV[1])) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`
+
+declare module 'ioredis' {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface RedisCommander<Context> {
+    pwRaise: (key: string, generation: string, ttlSeconds: number) => Promise<number>
+  }
+}
+
 /**
  * The deny-list and the per-user cut-off, in Redis. Keys share the user's hash tag `{sub}`, so one
  * MGET answers "is this token, its login or its generation revoked?" in a single round trip, also
@@ -43,6 +58,7 @@ async function durably (redis: Redis, durability: Durability, write: (batch: Cha
 }
 
 export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepository: UsersRepository, accessTokenTtl: number, durability: Durability = { replicas: 0, timeoutMs: 0 }) {
+  redis.defineCommand('pwRaise', { numberOfKeys: 1, lua: RAISE })
   // Long enough to outlive every token that the entry could reject, clock tolerance included.
   const ttl = accessTokenTtl + 10
   const keys = {
@@ -68,7 +84,7 @@ export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepo
       pending = (async () => {
         const current = await usersRepository.generation(sub)
         const generation = current === undefined ? DELETED : String(current)
-        await redis.set(keys.generation(sub), generation, 'EX', ttl, 'NX')
+        await redis.pwRaise(keys.generation(sub), generation, ttl)
         return generation
       })().finally(() => filling.delete(sub))
       filling.set(sub, pending)
@@ -78,10 +94,14 @@ export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepo
 
   const keysOf = (claims: AccessClaims): string[] => [keys.token(claims.sub, claims.jti), keys.session(claims.sub, claims.sid), keys.generation(claims.sub)]
 
-  /** The verdict on what Redis holds under `keysOf(claims)`. */
+  /**
+   * The verdict on what Redis holds under `keysOf(claims)`. A cached generation below the token's
+   * means Redis is behind PostgreSQL (a cut-off on its way, or lost), which then decides.
+   */
   async function judge (claims: AccessClaims, [token, session, cached]: Array<string | null | undefined>): Promise<'ok' | 'revoked'> {
     if (token != null || session != null) return 'revoked'
-    const generation = cached ?? await fill(claims.sub)
+    const behind = cached == null || (cached !== DELETED && Number(cached) < claims.gen)
+    const generation = behind ? await fill(claims.sub) : cached
     return generation === String(claims.gen) ? 'ok' : 'revoked'
   }
 
@@ -120,7 +140,7 @@ export function createRevocation (redis: Redis, breaker: RedisBreaker, usersRepo
      */
     async cutOff (sub: string, generation: number | 'deleted'): Promise<void> {
       try {
-        await durably(redis, durability, batch => batch.set(keys.generation(sub), String(generation), 'EX', ttl))
+        await durably(redis, durability, batch => batch.pwRaise(keys.generation(sub), String(generation), ttl))
         pending.delete(sub)
       } catch (err) {
         pending.add(sub)

@@ -9,7 +9,7 @@ const bearer = [{ bearerAuth: [] }]
 const errors = [400, 413, 415, 429, 503] as const
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, usersCache, refreshTokensRepository, passwords, tokens, revocation, loginLimit } = fastify
+  const { usersRepository, usersCache, sessionsRepository, passwords, tokens, revocation, loginLimit } = fastify
 
   fastify.post('/register', {
     schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, ...errorResponses(409, ...errors) } }
@@ -41,15 +41,15 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/refresh', {
     schema: { tags: ['auth'], summary: 'Spend a refresh token for a new pair', body: RefreshRequest, response: { 200: TokenPair, ...errorResponses(401, ...errors) } }
   }, async (request) => {
-    const spent = await refreshTokensRepository.spend(request.body.refreshToken)
-    if (spent === 'reused') {
-      // A spent token presented again means it leaked: end that whole login, access tokens included.
-      const family = await refreshTokensRepository.revokeFamilyOf(request.body.refreshToken)
-      if (family !== undefined) await revocation.revokeSession(family.userId, family.familyId)
-      request.log.warn({ userId: family?.userId }, 'refresh token reuse: login revoked')
+    const next = await tokens.refresh(request.body.refreshToken)
+    if (next !== undefined && 'reused' in next) {
+      // A spent token presented again means it leaked: its session is revoked, access tokens included.
+      const { userId, sessionId } = next.reused
+      await revocation.revokeSession(userId, sessionId)
+      request.log.warn({ userId }, 'refresh token reuse: login revoked')
     }
-    if (spent === undefined || spent === 'reused') throw httpError(401, 'Invalid or expired refresh token')
-    return await tokens.issue({ id: spent.userId, role: spent.role, generation: spent.generation }, spent.familyId)
+    if (next === undefined || 'reused' in next) throw httpError(401, 'Invalid or expired refresh token')
+    return next
   })
 
   fastify.post('/logout', {
@@ -57,11 +57,13 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['auth'], summary: 'End this login on every instance', security: bearer, body: LogoutRequest, response: { 204: NoContent, ...errorResponses(401, ...errors) } }
   }, async (request, reply) => {
     const { sub, sid } = request.user
+    // PostgreSQL first: a refresh that raced this logout has committed by now, so its access token
+    // is older than the deny-list entry written next and expires before it.
+    await sessionsRepository.revoke(sub, sid)
     await revocation.revokeLogin(request.user)
-    await refreshTokensRepository.revokeFamily(sid)
     const other = request.body?.refreshToken
-    const family = other === undefined ? undefined : await refreshTokensRepository.revokeFamilyOf(other, sub)
-    if (family !== undefined && family.familyId !== sid) await revocation.revokeSession(sub, family.familyId)
+    const session = other === undefined ? undefined : await sessionsRepository.revokeByToken(sub, other)
+    if (session !== undefined && session !== sid) await revocation.revokeSession(sub, session)
     return await reply.code(204).send(null)
   })
 
