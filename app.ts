@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Bindings, ChildLoggerOptions, DestinationStream, Level, Logger } from 'pino'
-import type { Config } from './config.js'
+import { trustProxy, type Config } from './config.js'
 import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import redis from './plugins/external/redis.js'
@@ -135,7 +135,7 @@ export function serverOptions (config: Config, stream?: DestinationStream): Fast
     },
     genReqId,
     childLoggerFactory: requestLogger,
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: trustProxy(config.TRUST_PROXY),
     bodyLimit: 1024 * 1024,
     // During the drain we keep answering (with `Connection: close`) instead of refusing with 503.
     return503OnClosing: false

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { isIP } from 'node:net'
 
 const Integer = (minimum: number, maximum: number, value: number) =>
   Type.Integer({ minimum, maximum, default: value })
@@ -31,7 +32,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Integer(100, 86_400_000, 60_000),
   LOGIN_RATE_LIMIT_MAX: Integer(1, 1_000_000, 5),
   CACHE_TTL: Integer(1, 86_400, 60),
-  TRUST_PROXY: Type.Boolean({ default: false }),
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'false' }),
   REVOCATION_FAIL_MODE: Type.Union([Type.Literal('closed'), Type.Literal('open')], { default: 'closed' }),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
   SHUTDOWN_DELAY_MS: Integer(0, 60_000, 2000)
@@ -79,10 +80,39 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   const config = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, { ...raw }))
   const error = Value.Errors(ConfigSchema, config).First()
   if (error !== undefined) fail(error.path.split('/')[1] ?? 'configuration', error.schema)
+  if (trustProxy((config as Config).TRUST_PROXY) === undefined) {
+    throw new ConfigError(`TRUST_PROXY is invalid: expected true, false, a hop count from 1 to ${MAX_HOPS}, or a comma-separated list of proxy addresses or CIDRs (got ${JSON.stringify(raw.TRUST_PROXY)})`)
+  }
   if (raw.REDIS_SENTINELS !== undefined && raw.REDIS_CLUSTER_NODES !== undefined) {
     throw new ConfigError('REDIS_SENTINELS and REDIS_CLUSTER_NODES exclude each other: set one')
   }
   return config as Config
+}
+
+const MAX_HOPS = 16
+
+const isAddressOrCidr = (entry: string): boolean => {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+}
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy`: `true` believes the left-most X-Forwarded-For entry, which
+ * the client writes (never in production); a list trusts those addresses or CIDRs; a hop count trusts
+ * that many proxies in front of the service, whatever their address. Fastify 5.12 takes a number as
+ * "trust none", so the count is a function of the hop (0 is the peer). Undefined for anything else.
+ */
+export function trustProxy (value: string): boolean | string[] | ((address: string, hop: number) => boolean) | undefined {
+  if (value === 'true' || value === 'false') return value === 'true'
+  if (/^\d{1,2}$/.test(value)) {
+    const hops = Number(value)
+    if (hops > MAX_HOPS) return undefined
+    return hops === 0 ? false : (_address: string, hop: number) => hop < hops
+  }
+  const entries = value.split(',').map(entry => entry.trim())
+  return entries.every(isAddressOrCidr) ? entries : undefined
 }
 
 function describe (schema: TSchema): string {

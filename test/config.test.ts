@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, loadConfig, redactUrl } from '../config.js'
+import { ConfigError, loadConfig, redactUrl, trustProxy } from '../config.js'
 
 const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://db/pw', REDIS_URL: 'rediss://cache:6380' }
 
@@ -18,14 +18,28 @@ t.test('every variable has the contract default outside production', async t => 
     RATE_LIMIT_WINDOW_MS: 60000,
     LOGIN_RATE_LIMIT_MAX: 5,
     CACHE_TTL: 60,
-    TRUST_PROXY: false,
+    TRUST_PROXY: 'false',
     REVOCATION_FAIL_MODE: 'closed',
     MIGRATE_ON_START: true
   })
 })
 
 t.test('values are converted from their text, and an empty variable counts as unset', async t => {
-  t.match(loadConfig({ PORT: '8080', TRUST_PROXY: 'true', MIGRATE_ON_START: 'false', HOST: '' }), { PORT: 8080, TRUST_PROXY: true, MIGRATE_ON_START: false, HOST: '0.0.0.0' })
+  t.match(loadConfig({ PORT: '8080', TRUST_PROXY: 'true', MIGRATE_ON_START: 'false', HOST: '' }), { PORT: 8080, TRUST_PROXY: 'true', MIGRATE_ON_START: false, HOST: '0.0.0.0' })
+})
+
+t.test('TRUST_PROXY is true, false, a hop count, or proxy addresses and CIDRs, as Fastify takes them', async t => {
+  t.equal(trustProxy('false'), false)
+  t.equal(trustProxy('true'), true)
+  t.equal(trustProxy('0'), false, 'no hop is no proxy')
+  const twoHops = trustProxy('2') as (address: string, hop: number) => boolean
+  t.same([0, 1, 2].map(hop => twoHops('192.0.2.1', hop)), [true, true, false], 'a count trusts the hops nearest the service')
+  t.same(trustProxy('10.0.0.0/8, 192.168.1.7,fd00::/8,::1'), ['10.0.0.0/8', '192.168.1.7', 'fd00::/8', '::1'])
+  for (const value of ['17', '10.0.0.0/33', 'fd00::/129', '10.0.0.1,', '1.2.3', 'banana', '10.0.0.0/8/8', '-1', 'TRUE']) {
+    t.equal(trustProxy(value), undefined, value)
+    t.throws(() => loadConfig({ TRUST_PROXY: value }), /^TRUST_PROXY is invalid: expected true, false, a hop count from 1 to 16, or a comma-separated list/, value)
+  }
+  t.match(loadConfig({ TRUST_PROXY: '1' }), { TRUST_PROXY: '1' })
 })
 
 t.test('a malformed variable is refused with one line naming it', async t => {

@@ -38,11 +38,22 @@ export default fp(async function rateLimit (fastify) {
   const policy = `"default";q=${max};w=${Math.ceil(windowMs / 1000)}`
   const oneScript = !redis.isCluster
 
+  if (fastify.config.TRUST_PROXY === 'true' && fastify.config.NODE_ENV === 'production') {
+    fastify.log.warn('TRUST_PROXY=true believes the X-Forwarded-For that clients write: set the hop count or the addresses of your proxies')
+  }
+
+  // A token moves a request to its user's budget only on a route that authenticates it: on the others
+  // (register, login, refresh) any token, a revoked one too, would be a way off the IP's budget.
+  fastify.addHook('onRoute', route => {
+    const guards = [route.onRequest ?? []].flat()
+    route.config = { ...route.config, authenticated: guards.includes(fastify.authenticate) }
+  })
+
   fastify.decorateRequest('admission', null)
   fastify.addHook('onRequest', async (request, reply) => {
     const config = request.routeOptions.config
     if (config?.rateLimit === false) return
-    const claims = fastify.accessClaims(request)
+    const claims = config.authenticated === true ? fastify.accessClaims(request) : undefined
     const own = claims === undefined ? [] : revocation.keys(claims)
     const ahead = claims === undefined ? [] : config?.prefetch?.(request) ?? []
     const key = claims === undefined ? `rl:ip:${normalizeIP(request.ip)}` : `rl:user:{${claims.sub}}`
@@ -80,6 +91,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** false: the route is not rate limited (health, metrics, docs). */
     rateLimit?: false
+    /** Set for every route: whether its onRequest hooks include `authenticate` (then a verified token names the client). */
+    authenticated?: boolean
     /** The Redis keys of the cache entry the route will read (a loader's `keys`), read with the rate limit. */
     prefetch?: (request: FastifyRequest) => string[] | undefined
   }

@@ -1,7 +1,7 @@
 import type { Deployment } from 'kubernetes-types/apps/v1.js'
 import type { HorizontalPodAutoscaler } from 'kubernetes-types/autoscaling/v2.js'
 import type { ConfigMap, Container, Pod, Secret, Service } from 'kubernetes-types/core/v1.js'
-import type { Ingress, NetworkPolicy } from 'kubernetes-types/networking/v1.js'
+import type { Ingress, NetworkPolicy, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1.js'
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -201,13 +201,91 @@ t.test('a configuration change rolls the pods through the checksum annotations, 
   t.not((await annotations(['secrets.existingSecret=pulsewatch-env-v2']))['checksum/secret'], base['checksum/secret'])
 })
 
-t.test('the prod NetworkPolicy admits the API port and lets out only DNS, PostgreSQL and Redis', async t => {
-  const policy = one<NetworkPolicy>(await render(4, [PROD]), 'NetworkPolicy', API)
-  t.same(policy.spec?.ingress?.map(rule => rule.ports?.map(p => p.port)), [['http']])
+t.test('the prod NetworkPolicy admits the API port from the ingress controller and the helm test pod, /metrics from Prometheus, and lets out only DNS, PostgreSQL and Redis', async t => {
+  const docs = await render(4, [PROD])
+  const policy = one<NetworkPolicy>(docs, 'NetworkPolicy', API)
+  const client = { 'pw-pulsewatch-client': 'true' }
+  const expected: NetworkPolicyIngressRule[] = [
+    {
+      ports: [{ port: 'http', protocol: 'TCP' }],
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } }
+        },
+        { podSelector: { matchLabels: client } }
+      ]
+    },
+    {
+      // The app serves /metrics on the API port today.
+      ports: [{ port: 'http', protocol: 'TCP' }],
+      from: [{
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } }
+      }]
+    }
+  ]
+  t.same(policy.spec?.ingress, expected)
+  t.ok(selects(client, one<Pod>(docs, 'Pod', `${API}-test-readyz`).metadata?.labels), 'the helm test pod carries the client label')
+  t.ok(apiContainer(one<Deployment>(docs, 'Deployment', API)).ports?.some(p => p.name === 'http'), 'the container declares the port the rules name')
   t.same(policy.spec?.egress?.map(rule => rule.ports?.map(p => `${p.port}/${p.protocol}`)), [
     ['53/UDP', '53/TCP'], ['5432/TCP', '6379/TCP', '6380/TCP']
   ])
 })
+
+t.test('the dev and default NetworkPolicy leave the API port open to every caller', async t => {
+  for (const values of [[], [DEV]]) {
+    const policy = one<NetworkPolicy>(await render(4, values), 'NetworkPolicy', API)
+    t.same(policy.spec?.ingress, [{ ports: [{ port: 'http', protocol: 'TCP' }] }], values.join() || 'defaults')
+  }
+})
+
+t.test('the ingress controller and Prometheus peers take other selectors and a metrics port, and a selector set to null is left out', async t => {
+  const policy = one<NetworkPolicy>(await render(4, [PROD], [
+    'networkPolicy.ingressController.namespaceSelector=null',
+    'networkPolicy.ingressController.podSelector.matchLabels.app\\.kubernetes\\.io/name=traefik',
+    'networkPolicy.prometheus.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability',
+    'networkPolicy.prometheus.port=9464'
+  ]), 'NetworkPolicy', API)
+  t.same(policy.spec?.ingress?.[0]?.from?.[0], { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } })
+  t.same(policy.spec?.ingress?.[1], {
+    ports: [{ port: 9464, protocol: 'TCP' }],
+    from: [{
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } }
+    }]
+  })
+})
+
+t.test('the prod pods trust a hop count or the proxies\' CIDRs, never the client-written left-most X-Forwarded-For entry', async t => {
+  const docs = await render(4, [PROD])
+  const data = one<ConfigMap>(docs, 'ConfigMap').data
+  t.not(data?.TRUST_PROXY, 'true')
+  t.match(data?.TRUST_PROXY, /^([1-9]|1[0-6])$|^[0-9A-Fa-f.:/,]+$/, 'a hop count or a list of addresses/CIDRs')
+  t.notOk(apiContainer(one<Deployment>(docs, 'Deployment', API)).env?.some(e => e.name === 'TRUST_PROXY'), 'not overridden in env')
+  const secrets = { JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://pulsewatch@db/pulsewatch', REDIS_URL: 'rediss://redis:6380' }
+  t.doesNotThrow(() => loadConfig({ ...data, ...secrets }), 'the app starts with the prod ConfigMap')
+})
+
+for (const major of MAJORS) {
+  t.test(`helm ${major} takes TRUST_PROXY as a boolean, a hop count or a list of addresses/CIDRs, and nothing else`, async t => {
+    const trustProxy = async (values: string[], set: string[]): Promise<string | undefined> => {
+      const value = one<ConfigMap>(await render(major, values, set), 'ConfigMap').data?.TRUST_PROXY
+      t.doesNotThrow(() => loadConfig({ TRUST_PROXY: value }), `the app takes ${value}`)
+      return value
+    }
+    t.equal(await trustProxy([PROD], ['config.TRUST_PROXY=2']), '2')
+    t.equal(await trustProxy([PROD], ['config.TRUST_PROXY=10.0.0.0/8\\,192.168.0.0/16']), '10.0.0.0/8,192.168.0.0/16')
+    t.equal(await trustProxy([PROD], ['config.TRUST_PROXY=10.0.0.0/8\\,fd00::/8\\,2001:db8::1']), '10.0.0.0/8,fd00::/8,2001:db8::1')
+    t.equal(await trustProxy([PROD], ['config.TRUST_PROXY=false']), 'false')
+    t.equal(await trustProxy([DEV], ['config.TRUST_PROXY=true']), 'true', 'development may still trust every hop')
+    for (const value of ['banana', '0', '17', '1.5', '10.0.0.0/33', '10.0.0.0/8\\,', '10.0.0.0/8\\, 192.168.0.0/16', '1::2::3']) {
+      const { code, stderr } = await runHelm(major, templateArgs([DEV], [`config.TRUST_PROXY=${value}`]))
+      t.not(code, 0, value)
+      t.match(stderr, /TRUST_PROXY/, value)
+    }
+  })
+}
 
 t.test('the optional Ingress routes to the Service\'s http port, and the helm test pod asks /readyz through the Service', async t => {
   const docs = await render(4, [PROD], ['ingress.enabled=true', 'ingress.hosts[0].host=api.example.com', 'ingress.hosts[0].paths[0].path=/'])
@@ -234,6 +312,15 @@ for (const major of MAJORS) {
     await refused([DEV], ['image.tag=latest'], /image[./]tag/)
     await refused([DEV], ['config.JWT_SECRET=in-a-configmap-it-would-leak-000000000'], /JWT_SECRET/)
     await refused([PROD], ['terminationGracePeriodSeconds=15'], /terminationGracePeriodSeconds/)
+    await refused([PROD], ['config.TRUST_PROXY=true'], /TRUST_PROXY/)
+    const quoted = await runHelm(major, [...templateArgs([PROD]), '--set-string', 'config.TRUST_PROXY=true'])
+    t.not(quoted.code, 0, 'the string "true" too')
+    t.match(quoted.stderr, /TRUST_PROXY/)
+    // Without the schema (--skip-schema-validation) the templates still refuse it, and say why.
+    const unchecked = await runHelm(major, [...templateArgs([PROD], ['config.TRUST_PROXY=true']), '--skip-schema-validation'])
+    t.not(unchecked.code, 0)
+    t.match(unchecked.stderr, /config\.TRUST_PROXY=true believes the left-most X-Forwarded-For entry/)
+    await refused([PROD], ['networkPolicy.ingressController.namespaceSelector=null', 'networkPolicy.ingressController.podSelector=null'], /networkPolicy\.ingressController/)
     // The control: the same files with a harmless change still render.
     t.equal((await runHelm(major, templateArgs([PROD], ['image.tag=0.1.1']))).code, 0)
   })

@@ -82,7 +82,7 @@ The Secret holding JWT_SECRET, DATABASE_URL and REDIS_URL: the operator's, or th
 {{- end }}
 
 {{/*
-A label that admits a pod through the NetworkPolicy when networkPolicy.ingressFrom restricts who may call the API.
+A label that admits a pod through the NetworkPolicy when networkPolicy.ingressController or .ingressFrom restricts who may call the API.
 */}}
 {{- define "pulsewatch.clientLabel" -}}
 {{ include "pulsewatch.fullname" . | trunc 56 | trimSuffix "-" }}-client: "true"
@@ -108,4 +108,16 @@ A ConfigMap value: numbers as integers (Helm reads YAML numbers as floats and wo
 */}}
 {{- define "pulsewatch.envValue" -}}
 {{- if kindIs "float64" . }}{{ int64 . | toString | quote }}{{ else }}{{ toString . | quote }}{{ end }}
+{{- end }}
+
+{{/*
+A NetworkPolicy peer from networkPolicy.<name>: its namespaceSelector and podSelector, whichever are set
+(an empty selector matches everything; a selector set to null is left out). Call with (dict "name" … "peer" …).
+*/}}
+{{- define "pulsewatch.networkPolicyPeer" -}}
+{{- $peer := pick .peer "namespaceSelector" "podSelector" }}
+{{- if not $peer }}
+{{- fail (printf "networkPolicy.%s needs a namespaceSelector or a podSelector" .name) }}
+{{- end }}
+{{- toYaml $peer }}
 {{- end }}
