@@ -1,4 +1,14 @@
-import { Type } from '@sinclair/typebox'
+import { Type, type StringOptions } from '@sinclair/typebox'
+
+/**
+ * A UUID in its one canonical spelling, lower case: PostgreSQL also takes upper case, braces and
+ * `urn:uuid:`, and each other spelling would name a second Redis key for the same user.
+ */
+export const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+export const Uuid = (options: StringOptions = {}) => Type.String({ ...options, pattern: UUID_PATTERN })
+
+/** Text without control characters or unpaired surrogates (PostgreSQL refuses NUL; the others only make trouble). */
+export const Text = (options: StringOptions) => Type.String({ ...options, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]*$' })
 
 export const ErrorSchema = Type.Object({
   statusCode: Type.Integer(),

@@ -1,9 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { Text, Uuid } from './common.js'
 
-export const Id = Type.String({ format: 'uuid', description: 'A user id (UUID)' })
+export const Id = Uuid({ description: 'A user id (a UUID, lower case)' })
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
 export const Password = Type.String({ minLength: 8, maxLength: 128 })
-export const Name = Type.String({ minLength: 1, maxLength: 100 })
+export const Name = Text({ minLength: 1, maxLength: 100 })
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
 
 export const User = Type.Object({
@@ -26,8 +27,10 @@ export const UserPatch = Type.Object({
   password: Type.Optional(Password)
 }, { additionalProperties: false, minProperties: 1 })
 
+export const PAGE_SIZE = 20
+
 export const ListQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: PAGE_SIZE })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'Opaque: the nextCursor of the previous page' }))
 }, { additionalProperties: false })
 

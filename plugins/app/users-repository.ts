@@ -64,8 +64,8 @@ export function createUsersRepository (pg: Pick<PostgresDb, 'query'>) {
     /** Users in creation order, after the given position; `last` is set when more may follow. */
     async list (limit: number, after?: { sortKey: string, id: string }): Promise<Page> {
       const { rows } = await pg.query<UserRow & { sort_key: string }>(
-        `SELECT ${COLUMNS}, created_at::text AS sort_key FROM users
-         WHERE $2::timestamptz IS NULL OR (created_at, id) > ($2::timestamptz, $3::uuid)
+        `SELECT ${COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint::text AS sort_key FROM users
+         WHERE $2::bigint IS NULL OR (created_at, id) > ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)
          ORDER BY created_at, id LIMIT $1`,
         [limit + 1, after?.sortKey ?? null, after?.id ?? null])
       const more = rows.length > limit

@@ -3,6 +3,8 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import pkg from '../../package.json' with { type: 'json' }
 
+interface Operation { requestBody?: { required?: boolean, content?: Record<string, { schema?: { nullable?: boolean } }> } }
+
 /**
  * The OpenAPI document, generated from the route schemas (GET /docs/json), and Swagger UI (GET /docs).
  * Both are public and never rate limited; register this after the hooks and before the routes it documents.
@@ -25,7 +27,16 @@ export default fp(async function swagger (fastify) {
     // A schema with an $id (User) becomes a component of that name rather than `def-0`.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
     // A prefix's root route (`/users/`) is also served without the slash: document it as the contract names it.
-    transform: ({ schema, url }) => ({ schema, url: url.length > 1 ? url.replace(/\/$/, '') : url })
+    transform: ({ schema, url }) => ({ schema, url: url.length > 1 ? url.replace(/\/$/, '') : url }),
+    // @fastify/swagger marks every body required; a body that may be null (POST /auth/logout's) may also be left out.
+    transformObject: (document) => {
+      const openapiObject = 'openapiObject' in document ? document.openapiObject : document.swaggerObject
+      for (const operation of Object.values(openapiObject.paths ?? {}).flatMap(path => Object.values(path ?? {})) as Operation[]) {
+        const body = operation.requestBody
+        if (body !== undefined && Object.values(body.content ?? {}).some(media => media.schema?.nullable === true)) body.required = false
+      }
+      return openapiObject
+    }
   })
 
   // Swagger UI takes no route config: set it on every route it adds, in a scope of its own.

@@ -1,16 +1,19 @@
 import { httpError } from '../../plugins/app/errors.js'
+import { UUID_PATTERN } from '../../schemas/common.js'
 
+/** Where a page ended: the last user's creation time in microseconds since the epoch, and its id. */
 export interface Position { sortKey: string, id: string }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const UUID = new RegExp(UUID_PATTERN)
+// Digits only, and few enough that PostgreSQL takes any of them as a time: no cursor reaches it as an error.
+const MICROSECONDS = /^-?\d{1,16}$/
 
-/** The position after a page, as an opaque string (PostgreSQL's own text of created_at keeps microseconds). */
 export const encodeCursor = (position: Position): string => Buffer.from(JSON.stringify([position.sortKey, position.id])).toString('base64url')
 
 export function decodeCursor (cursor: string): Position {
   try {
-    const [sortKey, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
-    if (typeof sortKey === 'string' && typeof id === 'string' && UUID.test(id) && !Number.isNaN(Date.parse(sortKey))) return { sortKey, id }
+    const [sortKey, id, ...rest] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
+    if (typeof sortKey === 'string' && MICROSECONDS.test(sortKey) && typeof id === 'string' && UUID.test(id) && rest.length === 0) return { sortKey, id }
   } catch {}
   throw httpError(400, 'querystring/cursor is not a cursor this service issued')
 }

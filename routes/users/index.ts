@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../plugins/app/errors.js'
 import { errorResponses, NoContent } from '../../schemas/common.js'
-import { IdParams, ListQuery, User, UserList, UserPatch } from '../../schemas/user.js'
+import { IdParams, ListQuery, PAGE_SIZE, User, UserList, UserPatch } from '../../schemas/user.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { prefetchers } from './prefetch.js'
 
@@ -33,7 +33,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['users'], summary: 'Users in creation order, a page at a time (cached)', security, querystring: ListQuery, response: { 200: UserList, ...errorResponses(400, ...errors) } }
   }, async (request, reply) => {
     const after = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor)
-    const { value, hit } = await usersCache.page({ limit: request.query.limit, after }, request.admission?.prefetched)
+    const { value, hit } = await usersCache.page({ limit: request.query.limit ?? PAGE_SIZE, after }, request.admission?.prefetched)
     reply.header('x-cache', hit ? 'hit' : 'miss')
     return { items: value.items, nextCursor: value.last === undefined ? null : encodeCursor(value.last) }
   })

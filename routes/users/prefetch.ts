@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { UsersCache } from '../../plugins/app/users-cache.js'
-import { ListQuery } from '../../schemas/user.js'
+import { PAGE_SIZE } from '../../schemas/user.js'
 import { decodeCursor } from './cursor.js'
 
 const UUID_LENGTH = 36
@@ -19,7 +19,7 @@ export function prefetchers (usersCache: UsersCache) {
     },
 
     page ({ query }: FastifyRequest): string[] | undefined {
-      const { limit = ListQuery.properties.limit.default, cursor } = query as { limit?: unknown, cursor?: unknown }
+      const { limit = PAGE_SIZE, cursor } = query as { limit?: unknown, cursor?: unknown }
       if (!Number.isInteger(Number(limit)) || (cursor !== undefined && typeof cursor !== 'string')) return undefined
       try {
         return usersCache.page.keys({ limit: Number(limit), after: cursor === undefined ? undefined : decodeCursor(cursor) })
