@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'f
 import fp from 'fastify-plugin'
 import type { Bindings, ChildLoggerOptions, DestinationStream, Level, Logger } from 'pino'
 import { trustProxy, type Config } from './config.js'
+import helmet from './plugins/external/helmet.js'
 import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import redis from './plugins/external/redis.js'
@@ -9,6 +10,7 @@ import swagger from './plugins/external/swagger.js'
 import auth from './plugins/app/auth.js'
 import cache from './plugins/app/cache.js'
 import counters from './plugins/app/counters.js'
+import credentials from './plugins/app/credentials.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
 import loginLimit from './plugins/app/login-limit.js'
@@ -28,6 +30,7 @@ import authRoutes from './routes/auth/index.js'
 import health from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import usersRoutes from './routes/users/index.js'
+import { sharedSchemas } from './schemas/user.js'
 
 export interface AppOptions {
   config: Config
@@ -36,11 +39,14 @@ export interface AppOptions {
 /** The whole service as one plugin: external plugins, then our decorators, then the routes. */
 async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<void> {
   fastify.decorate('config', config)
+  for (const schema of sharedSchemas) fastify.addSchema(schema)
   await fastify.register(validation)
   await fastify.register(errors)
   await fastify.register(requestId)
   await fastify.register(lifecycle)
 
+  // Before any hook that may answer early, so that every answer carries the security headers.
+  await fastify.register(helmet)
   await fastify.register(redis)
   await fastify.register(postgres)
   await fastify.register(jwt)
@@ -59,6 +65,7 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(auth)
   await fastify.register(rateLimit)
   await fastify.register(loginLimit)
+  await fastify.register(credentials)
   // After every hook, so that the docs routes get them; before the routes it documents.
   await fastify.register(swagger)
 

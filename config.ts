@@ -13,6 +13,9 @@ const DEV_JWT_SECRET = 'pulsewatch-development-secret-not-for-production'
 export const ConfigSchema = Type.Object({
   PORT: Integer(0, 65535, 3000),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  // Unset: /metrics is served on PORT beside the API. Set: only there, on a server of its own.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  DOCS_ENABLED: Type.Boolean({ default: true }),
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(level => Type.Literal(level)), { default: 'info' }),
   DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/pulsewatch' }),
@@ -26,11 +29,15 @@ export const ConfigSchema = Type.Object({
   REDIS_WAIT_REPLICAS: Integer(0, 16, 0),
   REDIS_WAIT_TIMEOUT_MS: Integer(1, 10_000, 250),
   JWT_SECRET: Type.String({ minLength: 1, default: DEV_JWT_SECRET }),
+  JWT_ISSUER: Type.String({ pattern: '^[\\x21-\\x7e]{1,200}$', default: 'pulsewatch' }),
+  JWT_AUDIENCE: Type.String({ pattern: '^[\\x21-\\x7e]{1,200}$', default: 'pulsewatch-api' }),
   ACCESS_TOKEN_TTL: Integer(10, 86_400, 900),
   REFRESH_TOKEN_TTL: Integer(60, 31_536_000, 604_800),
   RATE_LIMIT_MAX: Integer(1, 1_000_000, 100),
   RATE_LIMIT_WINDOW_MS: Integer(100, 86_400_000, 60_000),
   LOGIN_RATE_LIMIT_MAX: Integer(1, 1_000_000, 5),
+  LOGIN_ACCOUNT_MAX: Integer(1, 1_000_000, 20),
+  LOGIN_ACCOUNT_WINDOW_MS: Integer(1000, 86_400_000, 300_000),
   CACHE_TTL: Integer(1, 86_400, 60),
   TRUST_PROXY: Type.String({ minLength: 1, default: 'false' }),
   REVOCATION_FAIL_MODE: Type.Union([Type.Literal('closed'), Type.Literal('open')], { default: 'closed' }),
@@ -85,6 +92,9 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   if (raw.REDIS_SENTINELS !== undefined && raw.REDIS_CLUSTER_NODES !== undefined) {
     throw new ConfigError('REDIS_SENTINELS and REDIS_CLUSTER_NODES exclude each other: set one')
+  }
+  if ((config as Config).METRICS_PORT === (config as Config).PORT) {
+    throw new ConfigError('METRICS_PORT must differ from PORT: it gives /metrics a port of its own')
   }
   return config as Config
 }

@@ -226,7 +226,7 @@ const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</
 /**
  * Two panels of horizontal bars on linear scales, so that lengths compare as ratios do: throughput and
  * p99 latency per scenario, with the hot path's targets as dashed lines (50 % of the baseline's
- * throughput, 3x its p99). A bar beyond its axis (login's p99, bounded by scrypt) is cut and marked.
+ * throughput, 3x its p99). A bar beyond its axis (login's p99, bounded by the password hash) is cut and marked.
  */
 export function chart (summaries: ScenarioSummary[], caption: string): string {
   const width = 960

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorSchema } from '../schemas/common.js'
 
 const CHECK_TIMEOUT_MS = 1000
+/** How long one round of dependency checks answers every /readyz: at most one round per second. */
+const CHECK_REUSE_MS = 1000
 
 const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
 const Readiness = Type.Object({
@@ -22,21 +24,33 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'The process is alive' }) } }
   }, async () => ({ status: 'ok' as const }))
 
+  async function readiness (): Promise<Static<typeof Readiness>> {
+    const [redis, postgres] = await Promise.all([
+      check(async () => await fastify.redis.ping()),
+      check(async () => await fastify.pg.query('SELECT 1'))
+    ])
+    return { status: redis === 'ok' && postgres === 'ok' ? 'ok' : 'degraded', checks: { redis, postgres } }
+  }
+
+  // /readyz is public and unlimited, so it must not be a way to load Redis and PostgreSQL: every call
+  // in the second after a round of checks began shares that round, in flight or done, failed or not.
+  let round: { started: number, result: Promise<Static<typeof Readiness>> } | undefined
+  const shared = async (): Promise<Static<typeof Readiness>> => {
+    const now = performance.now()
+    if (round === undefined || now - round.started >= CHECK_REUSE_MS) round = { started: now, result: readiness() }
+    return await round.result
+  }
+
   // A failing dependency is reported but still answers 200: one shared outage must not pull
   // every replica out of the Service at once. 503 means only "starting or draining".
   fastify.get('/readyz', {
     config: { rateLimit: false },
     schema: { tags: ['health'], summary: 'Readiness, with the state of each dependency', response: { 200: Readiness, 503: { ...ErrorSchema, description: 'Starting, or draining for shutdown' } } }
-  }, async (request, reply) => {
+  }, async (_request, reply) => {
     if (fastify.lifecycle.draining) {
       return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Draining for shutdown' })
     }
-    const [redis, postgres] = await Promise.all([
-      check(async () => await fastify.redis.ping()),
-      check(async () => await fastify.pg.query('SELECT 1'))
-    ])
-    const status = redis === 'ok' && postgres === 'ok' ? 'ok' as const : 'degraded' as const
-    return { status, checks: { redis, postgres } }
+    return await shared()
   })
 }
 

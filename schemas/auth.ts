@@ -1,5 +1,19 @@
-import { Type } from '@sinclair/typebox'
-import { Email, Name, Password } from './user.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { Uuid } from './common.js'
+import { Email, Name, Password, Role } from './user.js'
+
+/** The claims of an access token; fast-jwt has checked the signature, exp, nbf, iss and aud. */
+export const AccessClaims = Type.Object({
+  sub: Uuid({ description: 'The user' }),
+  jti: Uuid({ description: 'This token' }),
+  sid: Uuid({ description: 'The login (session) the token belongs to' }),
+  gen: Type.Integer({ minimum: 0, description: 'The user\'s token generation when the token was issued' }),
+  role: Role,
+  iat: Type.Integer(),
+  exp: Type.Integer()
+})
+
+export type AccessClaims = Static<typeof AccessClaims>
 
 const RefreshToken = Type.String({ minLength: 16, maxLength: 128, description: 'An opaque refresh token' })
 

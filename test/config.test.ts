@@ -12,6 +12,8 @@ t.test('every variable has the contract default outside production', async t => 
     DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pulsewatch',
     REDIS_URL: 'redis://127.0.0.1:6379',
     REDIS_KEY_PREFIX: 'pw:',
+    JWT_ISSUER: 'pulsewatch',
+    JWT_AUDIENCE: 'pulsewatch-api',
     ACCESS_TOKEN_TTL: 900,
     REFRESH_TOKEN_TTL: 604800,
     RATE_LIMIT_MAX: 100,
@@ -53,7 +55,8 @@ t.test('a malformed variable is refused with one line naming it', async t => {
     DATABASE_URL: 'mysql://db',
     REDIS_URL: 'http://cache',
     REDIS_KEY_PREFIX: 'has space',
-    NODE_ENV: 'staging'
+    NODE_ENV: 'staging',
+    JWT_AUDIENCE: 'has space'
   }
   for (const [key, value] of Object.entries(cases)) {
     const err = t.throws(() => loadConfig({ [key]: value }), ConfigError, key) as Error
@@ -73,4 +76,22 @@ t.test('secrets are never echoed in a refusal', async t => {
   const err = t.throws(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db' })) as Error
   t.notMatch(err.message, /hunter2/)
   t.equal(redactUrl('rediss://user:hunter2@cache:6380/0'), 'rediss://user:***@cache:6380/0')
+})
+
+// METRICS_PORT and DOCS_ENABLED
+t.test('METRICS_PORT is unset by default, a port from 1 to 65535 otherwise, and never PORT itself', async t => {
+  t.equal(loadConfig({}).METRICS_PORT, undefined, 'unset: /metrics stays on PORT')
+  t.equal(loadConfig({ METRICS_PORT: '9464' }).METRICS_PORT, 9464)
+  for (const value of ['0', '65536', '9464.5', 'metrics', '-1']) {
+    t.throws(() => loadConfig({ METRICS_PORT: value }), /^METRICS_PORT is invalid: expected an integer from 1 to 65535 \(got "[^"]*"\)$/, value)
+  }
+  t.throws(() => loadConfig({ PORT: '8080', METRICS_PORT: '8080' }), /^METRICS_PORT must differ from PORT/)
+  t.throws(() => loadConfig({ METRICS_PORT: '3000' }), /^METRICS_PORT must differ from PORT/, 'nor the default PORT')
+})
+
+t.test('DOCS_ENABLED is true by default and takes true or false', async t => {
+  t.equal(loadConfig({}).DOCS_ENABLED, true)
+  t.equal(loadConfig({ DOCS_ENABLED: 'false' }).DOCS_ENABLED, false)
+  t.equal(loadConfig({ DOCS_ENABLED: 'true' }).DOCS_ENABLED, true)
+  t.throws(() => loadConfig({ DOCS_ENABLED: 'off' }), /^DOCS_ENABLED is invalid: expected true or false \(got "off"\)$/)
 })

@@ -37,7 +37,15 @@ t.test('Swagger UI at /docs renders every operation in a real browser, loading n
   const page = await browser.newPage()
   const errors: string[] = []
   page.on('pageerror', err => errors.push(err.message))
-  await page.goto(`${base}/docs`)
+  // Chromium reports a blocked script, style, image or request both on the console and as an event.
+  const console: string[] = []
+  page.on('console', message => { if (message.type() === 'error' || message.type() === 'warning') console.push(message.text()) })
+  await page.addInitScript({
+    content: `window.cspViolations = []
+      document.addEventListener('securitypolicyviolation', event => window.cspViolations.push(event.effectiveDirective + ' ' + event.blockedURI))`
+  })
+  const docs = await page.goto(`${base}/docs`)
+  t.match(docs?.headers()['content-security-policy'], /default-src 'none'/, 'the page is served with a CSP of its own, strict by default')
   await page.locator('.opblock').first().waitFor({ timeout: 15_000 })
 
   // Swagger UI breaks long paths with zero-width spaces.
@@ -52,6 +60,14 @@ t.test('Swagger UI at /docs renders every operation in a real browser, loading n
   const statuses = await one.locator('.responses-table .response .response-col_status').allTextContents()
   t.same(statuses.map(status => status.trim()).sort(), Object.keys(paths['/users/{id}']!.get!.responses).sort(), 'an opened operation shows each of its answers')
   t.match(await page.locator('.info .title').textContent(), /PulseWatch API/)
+  // "Try it out" calls the API from the page, which its CSP must allow (connect-src 'self').
+  const healthz = page.locator('.opblock').nth(rendered.indexOf('GET /healthz'))
+  await healthz.locator('.opblock-summary').click()
+  await healthz.locator('.try-out__btn').click()
+  await healthz.locator('.execute').click()
+  const live = healthz.locator('.live-responses-table .response .response-col_status').first()
+  await live.waitFor()
+  t.equal((await live.textContent())?.trim(), '200', '"Try it out" gets an answer from the API')
   t.ok(await page.locator('.models').getByText('User', { exact: true }).isVisible(), 'the User schema is listed')
   t.ok(await page.locator('.btn.authorize').isVisible(), 'bearer authorization is offered')
 
@@ -59,5 +75,7 @@ t.test('Swagger UI at /docs renders every operation in a real browser, loading n
   await page.screenshot({ path: SCREENSHOT, fullPage: true })
   t.ok(existsSync(SCREENSHOT), `screenshot saved: ${SCREENSHOT}`)
   t.same(errors, [], 'no script errors')
+  t.same(await page.evaluate('window.cspViolations'), [], 'no CSP violation event')
+  t.same(console.filter(line => /Content Security Policy/i.test(line)), [], 'no CSP violation on the console')
   t.same(outside, [], 'no request left the service')
 })

@@ -82,13 +82,17 @@ t.test('every operation has a summary, known tags and described responses; prote
   t.match((doc.components as unknown as Record<string, unknown>).securitySchemes, { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } })
 })
 
-t.test('the User schema, which has an $id, renders as the component User that lists refer to', async t => {
+t.test('the User and UserView schemas, which have an $id, render as components that the routes refer to', async t => {
   const { app } = await buildRecording(t)
   const doc = await documentOf(app)
   t.ok('User' in doc.components.schemas, 'a component named User')
   t.notOk(Object.keys(doc.components.schemas).some(name => /^def-\d+$/.test(name)), 'components are named by their $id')
   t.same(Object.keys(doc.components.schemas.User?.properties ?? {}).sort(), ['createdAt', 'email', 'id', 'name', 'role', 'updatedAt'])
-  t.match(doc.paths['/users']?.get?.responses['200'], { content: { 'application/json': { schema: { properties: { items: { items: { $ref: '#/components/schemas/User' } } } } } } })
+  t.same(Object.keys(doc.components.schemas.UserView?.properties ?? {}).sort(), ['createdAt', 'email', 'id', 'name', 'role', 'updatedAt'])
+  t.same((doc.components.schemas.UserView as { required?: string[] }).required?.sort(), ['createdAt', 'id', 'name'], 'only the public fields are always there')
+  t.match(doc.paths['/users']?.get?.responses['200'], { content: { 'application/json': { schema: { properties: { items: { items: { $ref: '#/components/schemas/UserView' } } } } } } })
+  t.match(doc.paths['/users/{id}']?.get?.responses['200'], { content: { 'application/json': { schema: { $ref: '#/components/schemas/UserView' } } } })
+  t.match(doc.paths['/users/me']?.get?.responses['200'], { content: { 'application/json': { schema: { $ref: '#/components/schemas/User' } } } })
   t.notOk(JSON.stringify(doc).includes('"$id"'), 'no $id is left in the document')
 })
 
@@ -110,7 +114,7 @@ t.test('every status the routes answer to good and bad requests is documented fo
     'POST /auth/register': { payload: { email: `new-${me.email}`, password: 'a good password', name: 'New' } },
     'POST /auth/login': { payload: { email: me.email, password: me.password } },
     'POST /auth/refresh': { payload: { refreshToken } },
-    'PATCH /users/{id}': { id: me.id, payload: { email: other.email } }
+    'PATCH /users/{id}': { id: me.id, payload: { email: other.email, currentPassword: me.password } }
   }
   const seen = new Map<string, Set<number>>()
   const probe = async (name: string, options: InjectOptions): Promise<void> => {

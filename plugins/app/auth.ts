@@ -1,22 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Uuid } from '../../schemas/common.js'
-import { Role } from '../../schemas/user.js'
+import { AccessClaims } from '../../schemas/auth.js'
 import { CLOCK_TOLERANCE_MS } from '../external/jwt.js'
 import { httpError } from './errors.js'
-import type { AccessClaims } from './revocation.js'
 
-const Claims = TypeCompiler.Compile(Type.Object({
-  sub: Uuid(),
-  jti: Uuid(),
-  sid: Uuid(),
-  gen: Type.Integer({ minimum: 0 }),
-  role: Role,
-  iat: Type.Integer(),
-  exp: Type.Integer()
-}))
+const Claims = TypeCompiler.Compile(AccessClaims)
 
 const SCHEME = 'bearer '
 

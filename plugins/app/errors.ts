@@ -7,9 +7,12 @@ import { STATUS_CODES } from 'node:http'
 const UNAVAILABLE_CODES = /^(E(CONNREFUSED|CONNRESET|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|AI_AGAIN)|57P0[123]|53300|08\d{3})$/
 const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error/
 
-/** An error that the error handler answers with this status and, for a 5xx, still this message. */
-export function httpError (statusCode: number, message: string): FastifyError {
-  return Object.assign(new Error(message), { statusCode, code: '', expose: true, name: 'HttpError' })
+/**
+ * An error that the error handler answers with this status and, for a 5xx, still this message; with
+ * `retryAfter` (seconds), also with a retry-after header.
+ */
+export function httpError (statusCode: number, message: string, retryAfter?: number): FastifyError {
+  return Object.assign(new Error(message), { statusCode, code: '', expose: true, name: 'HttpError' }, retryAfter === undefined ? {} : { retryAfter })
 }
 
 export function isUnavailable (err: unknown): boolean {
@@ -34,6 +37,7 @@ export default fp(async function errors (fastify) {
       if (err.expose === true) request.log.debug({ err }, 'request refused: a dependency is unavailable')
       else request.log.error({ err }, 'request failed')
     }
+    if (typeof err.retryAfter === 'number' && Number.isFinite(err.retryAfter)) reply.header('retry-after', Math.max(1, Math.ceil(err.retryAfter)))
     return reply.code(statusCode).send({
       statusCode,
       error: STATUS_CODES[statusCode] ?? 'Error',
@@ -47,5 +51,7 @@ declare module 'fastify' {
   interface FastifyError {
     /** Set on errors whose message is meant for the client even with a 5xx status. */
     expose?: boolean
+    /** Seconds after which the request may succeed: sent as the retry-after header. */
+    retryAfter?: number
   }
 }

@@ -21,7 +21,7 @@ export function createMetrics () {
     }),
     rateLimited: new Counter({
       name: 'pulsewatch_rate_limited_requests_total',
-      help: 'Requests refused with 429, by limit: global (per client) or login (per IP and email)',
+      help: 'Requests refused with 429, by limit: global (per client), login (per IP and email) or account (failed logins per email)',
       labelNames: ['limit'] as const,
       registers
     }),

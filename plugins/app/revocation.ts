@@ -1,20 +1,9 @@
 import fp from 'fastify-plugin'
 import type { ChainableCommander, Redis } from 'ioredis'
+import type { AccessClaims } from '../../schemas/auth.js'
 import { httpError } from './errors.js'
 import type { RedisBreaker } from './redis-breaker.js'
 import type { UsersRepository } from './users-repository.js'
-
-export interface AccessClaims {
-  sub: string
-  jti: string
-  /** The login (refresh-token family) the token belongs to. */
-  sid: string
-  /** The user's token generation when the token was issued. */
-  gen: number
-  role: 'user' | 'admin'
-  iat: number
-  exp: number
-}
 
 const DELETED = 'deleted'
 

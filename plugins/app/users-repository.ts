@@ -11,7 +11,7 @@ interface UserRow {
   updated_at: Date
 }
 
-export interface Credentials { id: string, role: Role, passwordHash: string, generation: number }
+export interface Credentials { id: string, email: string, role: Role, passwordHash: string, generation: number }
 
 const COLUMNS = 'id, email, name, role, created_at, updated_at'
 
@@ -48,11 +48,17 @@ export function createUsersRepository (pg: Pick<PostgresDb, 'query'>) {
       return rows[0] === undefined ? undefined : toUser(rows[0])
     },
 
-    async findCredentials (email: string): Promise<Credentials | undefined> {
-      const { rows } = await pg.query<{ id: string, role: Role, password_hash: string, token_generation: number }>(
-        'SELECT id, role, password_hash, token_generation FROM users WHERE email = $1', [email])
+    /** What a login checks, by email or by id. */
+    async findCredentials (by: { email: string } | { id: string }): Promise<Credentials | undefined> {
+      const { rows } = await pg.query<{ id: string, email: string, role: Role, password_hash: string, token_generation: number }>(
+        `SELECT id, email, role, password_hash, token_generation FROM users WHERE ${'email' in by ? 'email' : 'id'} = $1`, ['email' in by ? by.email : by.id])
       const row = rows[0]
-      return row === undefined ? undefined : { id: row.id, role: row.role, passwordHash: row.password_hash, generation: row.token_generation }
+      return row === undefined ? undefined : { id: row.id, email: row.email, role: row.role, passwordHash: row.password_hash, generation: row.token_generation }
+    },
+
+    /** Stores a stronger hash of the same password, unless the password changed meanwhile. */
+    async rehash (id: string, from: string, to: string): Promise<void> {
+      await pg.query('UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2', [id, from, to])
     },
 
     /** The user's token generation, or undefined when the user no longer exists. */
@@ -99,13 +105,19 @@ export function createUsersRepository (pg: Pick<PostgresDb, 'query'>) {
       return rowCount === 1
     },
 
-    /** Gives a user the admin role, creating the user when the email is new. */
-    async promote (input: { email: string, name: string, passwordHash: string }): Promise<User> {
-      const { rows } = await pg.query<UserRow>(
-        `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
-         ON CONFLICT (email) DO UPDATE SET role = 'admin', updated_at = clock_timestamp()
-         RETURNING ${COLUMNS}`, [input.email, input.name, input.passwordHash])
-      return toUser(rows[0] as UserRow)
+    /**
+     * Makes an existing user an admin with the given password (and name, if given). The same statement
+     * bumps the token generation, so no token of whoever held the account before is honoured. Undefined
+     * for an unknown email.
+     */
+    async promote (input: { email: string, passwordHash: string, name?: string }): Promise<{ user: User, generation: number } | undefined> {
+      const { rows } = await pg.query<UserRow & { token_generation: number }>(
+        `UPDATE users SET role = 'admin', password_hash = $2, name = coalesce($3, name),
+           token_generation = token_generation + 1, updated_at = clock_timestamp()
+         WHERE email = $1 RETURNING ${COLUMNS}, token_generation`,
+        [input.email, input.passwordHash, input.name ?? null])
+      const row = rows[0]
+      return row === undefined ? undefined : { user: toUser(row), generation: row.token_generation }
     },
 
     /** Rejects every token issued so far: returns the new generation, or undefined for an unknown user. */

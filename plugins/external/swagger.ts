@@ -3,6 +3,20 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import pkg from '../../package.json' with { type: 'json' }
 
+// The one inline style Swagger UI writes is the <style> of its own logo's SVG; a new version that writes
+// another is caught by test/docs-browser.test.ts, which fails on any CSP violation.
+const SWAGGER_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
+const DOCS_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  `style-src 'self' ${SWAGGER_LOGO_STYLE}`,
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'"
+].join('; ')
+
 interface Operation { requestBody?: { required?: boolean, content?: Record<string, { schema?: { nullable?: boolean } }> } }
 
 /**
@@ -39,9 +53,13 @@ export default fp(async function swagger (fastify) {
     }
   })
 
+  // DOCS_ENABLED=false: /docs and /docs/json answer 404 (fastify.swagger() still builds the document).
+  if (!fastify.config.DOCS_ENABLED) return
   // Swagger UI takes no route config: set it on every route it adds, in a scope of its own.
   await fastify.register(async function docs (scope) {
     scope.addHook('onRoute', (route) => { route.config = { ...route.config, rateLimit: false } })
-    await scope.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { validatorUrl: null } })
+    // These routes replace the API's CSP (plugins/external/helmet.ts) with what the page needs: its own
+    // scripts, styles and images (the logo is a data: URL) and calls to this origin; inline only the above.
+    await scope.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { validatorUrl: null }, staticCSP: DOCS_CSP })
   })
 }, { name: 'swagger' })

@@ -2,17 +2,17 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../plugins/app/errors.js'
 import { Credentials, LogoutRequest, RefreshRequest, Registration, TokenPair } from '../../schemas/auth.js'
 import { errorResponses, NoContent } from '../../schemas/common.js'
-import { User } from '../../schemas/user.js'
+import { UserRef } from '../../schemas/user.js'
 
 const bearer = [{ bearerAuth: [] }]
 // Every route here may be sent a body, is rate limited and needs PostgreSQL.
 const errors = [400, 413, 415, 429, 503] as const
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, usersCache, sessionsRepository, passwords, tokens, revocation, loginLimit } = fastify
+  const { usersRepository, usersCache, sessionsRepository, passwords, tokens, revocation, credentials } = fastify
 
   fastify.post('/register', {
-    schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: User, ...errorResponses(409, ...errors) } }
+    schema: { tags: ['auth'], summary: 'Create an account', body: Registration, response: { 201: UserRef, ...errorResponses(409, ...errors) } }
   }, async (request, reply) => {
     const { email, password, name } = request.body
     const user = await usersRepository.create({ email: email.toLowerCase(), name, passwordHash: await passwords.hash(password) })
@@ -24,17 +24,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
     schema: { tags: ['auth'], summary: 'Exchange credentials for tokens', body: Credentials, response: { 200: TokenPair, ...errorResponses(401, ...errors) } }
   }, async (request, reply) => {
-    const email = request.body.email.toLowerCase()
-    const { retryAfter } = await loginLimit.attempt(request.ip, email)
-    if (retryAfter !== undefined) {
-      reply.header('retry-after', retryAfter)
-      throw httpError(429, `Too many failed logins, retry in ${retryAfter} seconds`)
-    }
-    const found = await usersRepository.findCredentials(email)
-    // Same work and the same answer for an unknown email as for a wrong password.
-    const valid = await passwords.verify(request.body.password, found?.passwordHash)
-    if (!valid || found === undefined) throw httpError(401, 'Invalid email or password')
-    await loginLimit.succeeded(request.ip, email)
+    const found = await credentials.check(request, request.body.email.toLowerCase(), request.body.password)
+    if (found === undefined) throw httpError(401, 'Invalid email or password')
     return await tokens.issue(found)
   })
 

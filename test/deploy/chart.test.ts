@@ -84,7 +84,8 @@ t.test('the rendered dev ConfigMap and Secret are a configuration the app accept
 
 t.test('every variable of the app\'s ConfigSchema can be set through the chart', async t => {
   const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'))
-  const settable = new Set([...Object.keys(schema.properties.config.properties), 'PORT', 'HOST', ...SECRET_VARIABLES])
+  // PORT and HOST come from containerPort, METRICS_PORT from metrics.port.
+  const settable = new Set([...Object.keys(schema.properties.config.properties), 'PORT', 'HOST', 'METRICS_PORT', ...SECRET_VARIABLES])
   t.same(Object.keys(ConfigSchema.properties).filter(name => !settable.has(name)), [],
     'add the variable to values.schema.json (config) and the chart README, or to the Secret if it is one')
 })
@@ -173,7 +174,7 @@ t.test('the prod pod runs as a numeric non-root user on a read-only root with no
 
 t.test('the prod probes call /healthz and /readyz on the named port the container declares', async t => {
   const container = apiContainer(one<Deployment>(await render(4, [PROD]), 'Deployment', API))
-  t.same(container.ports?.map(p => [p.name, p.containerPort]), [['http', 3000]])
+  t.same(container.ports?.map(p => [p.name, p.containerPort]), [['http', 3000], ['metrics', 9464]])
   t.same(container.livenessProbe?.httpGet, { path: '/healthz', port: 'http' })
   t.same(container.startupProbe?.httpGet, { path: '/healthz', port: 'http' })
   t.same(container.readinessProbe?.httpGet, { path: '/readyz', port: 'http' })
@@ -217,8 +218,8 @@ t.test('the prod NetworkPolicy admits the API port from the ingress controller a
       ]
     },
     {
-      // The app serves /metrics on the API port today.
-      ports: [{ port: 'http', protocol: 'TCP' }],
+      // Prometheus reaches the metrics port alone, not the API.
+      ports: [{ port: 'metrics', protocol: 'TCP' }],
       from: [{
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
         podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } }
@@ -227,7 +228,7 @@ t.test('the prod NetworkPolicy admits the API port from the ingress controller a
   ]
   t.same(policy.spec?.ingress, expected)
   t.ok(selects(client, one<Pod>(docs, 'Pod', `${API}-test-readyz`).metadata?.labels), 'the helm test pod carries the client label')
-  t.ok(apiContainer(one<Deployment>(docs, 'Deployment', API)).ports?.some(p => p.name === 'http'), 'the container declares the port the rules name')
+  t.same(apiContainer(one<Deployment>(docs, 'Deployment', API)).ports?.map(p => p.name), ['http', 'metrics'], 'the container declares the ports the rules name')
   t.same(policy.spec?.egress?.map(rule => rule.ports?.map(p => `${p.port}/${p.protocol}`)), [
     ['53/UDP', '53/TCP'], ['5432/TCP', '6379/TCP', '6380/TCP']
   ])
@@ -255,6 +256,33 @@ t.test('the ingress controller and Prometheus peers take other selectors and a m
       podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } }
     }]
   })
+})
+
+t.test('metrics.port serves /metrics on a port of its own that no Service or Ingress routes to; null keeps it on http', async t => {
+  const docs = await render(4, [PROD], ['ingress.enabled=true', 'ingress.hosts[0].host=api.example.com', 'ingress.hosts[0].paths[0].path=/'])
+  const data = one<ConfigMap>(docs, 'ConfigMap').data
+  t.equal(data?.METRICS_PORT, '9464')
+  const config = loadConfig({ ...data, JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://pulsewatch@db/pulsewatch', REDIS_URL: 'rediss://redis:6380' })
+  t.match(config, { PORT: 3000, METRICS_PORT: 9464 }, 'the app takes them')
+  t.same(apiContainer(one<Deployment>(docs, 'Deployment', API)).ports?.find(p => p.name === 'metrics'), { name: 'metrics', containerPort: 9464, protocol: 'TCP' })
+  t.same(one<Service>(docs, 'Service', API).spec?.ports?.map(p => p.targetPort), ['http'], 'the Service exposes the API port alone')
+  t.same(one<Ingress>(docs, 'Ingress', API).spec?.rules?.flatMap(rule => rule.http?.paths.map(path => path.backend.service?.port) ?? []), [{ name: 'http' }], 'and so does the Ingress')
+
+  const onHttp = await render(4, [PROD], ['metrics.port=null'])
+  t.notOk('METRICS_PORT' in (one<ConfigMap>(onHttp, 'ConfigMap').data ?? {}), 'null: the app serves /metrics on PORT')
+  t.same(apiContainer(one<Deployment>(onHttp, 'Deployment', API)).ports?.map(p => p.name), ['http'])
+  t.same(one<NetworkPolicy>(onHttp, 'NetworkPolicy', API).spec?.ingress?.[1]?.ports, [{ port: 'http', protocol: 'TCP' }], 'and Prometheus is let in on http')
+  const other = await render(4, [PROD], ['metrics.port=9100'])
+  t.equal(one<ConfigMap>(other, 'ConfigMap').data?.METRICS_PORT, '9100')
+  t.same(one<NetworkPolicy>(other, 'NetworkPolicy', API).spec?.ingress?.[1]?.ports, [{ port: 'metrics', protocol: 'TCP' }])
+})
+
+t.test('the prod values turn /docs off, the dev values leave it on', async t => {
+  const secrets = { JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://pulsewatch@db/pulsewatch', REDIS_URL: 'rediss://redis:6380' }
+  for (const [values, enabled] of [[PROD, false], [DEV, true]] as const) {
+    const data = one<ConfigMap>(await render(4, [values]), 'ConfigMap').data
+    t.equal(loadConfig({ ...data, ...secrets }).DOCS_ENABLED, enabled, values)
+  }
 })
 
 t.test('the prod pods trust a hop count or the proxies\' CIDRs, never the client-written left-most X-Forwarded-For entry', async t => {
@@ -321,6 +349,10 @@ for (const major of MAJORS) {
     t.not(unchecked.code, 0)
     t.match(unchecked.stderr, /config\.TRUST_PROXY=true believes the left-most X-Forwarded-For entry/)
     await refused([PROD], ['networkPolicy.ingressController.namespaceSelector=null', 'networkPolicy.ingressController.podSelector=null'], /networkPolicy\.ingressController/)
+    await refused([PROD], ['metrics.port=3000'], /metrics\.port \(3000\) must differ from containerPort/)
+    await refused([PROD], ['metrics.port=0'], /metrics[./]port/)
+    await refused([PROD], ['config.METRICS_PORT=9464'], /METRICS_PORT/)
+    await refused([PROD], ['config.DOCS_ENABLED=maybe'], /DOCS_ENABLED/)
     // The control: the same files with a harmless change still render.
     t.equal((await runHelm(major, templateArgs([PROD], ['image.tag=0.1.1']))).code, 0)
   })

@@ -54,11 +54,14 @@ t.test('no ENV or ARG in any stage carries a secret, and the runtime runs with N
 t.test('.dockerignore keeps git, dependencies, builds, caches, tests and secrets out of the build context', async t => {
   const ignored = dockerignore()
   for (const path of ['.git/config', 'node_modules/fastify/package.json', 'dist/server.js', '.cache/helm/v3.17.2/helm',
-    '.env', '.env.production', 'deploy.key', 'test/health.test.ts', 'charts/pulsewatch/values.yaml', 'npm-debug.log', 'coverage/lcov.info']) {
+    '.env', '.env.production', 'deploy.key', 'test/health.test.ts', 'charts/pulsewatch/values.yaml', 'npm-debug.log', 'coverage/lcov.info',
+    'scripts/servers.ts', 'scripts/tools.ts', 'scripts/dev.ts']) {
     t.ok(ignored(path), `${path} is left out`)
   }
   for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'server.ts', 'app.ts',
-    'config.ts', 'plugins/external/redis.ts', 'routes/health.ts', 'migrations/001.do.users.sql']) {
+    'config.ts', 'plugins/external/redis.ts', 'routes/health.ts', 'migrations/001.do.users.sql',
+    // The operator commands compile into dist/scripts: `kubectl exec … -- node dist/scripts/create-admin.js`.
+    'scripts/create-admin.ts', 'scripts/migrate.ts']) {
     t.notOk(ignored(path), `${path} is sent`)
   }
 })

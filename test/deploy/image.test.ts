@@ -60,17 +60,22 @@ t.test('the runtime layout holds package.json, the production dependencies and d
   t.ok(devOnly.length > 5, `development-only packages: ${devOnly.length}`)
   t.same(devOnly.filter(name => existsSync(join(app, 'node_modules', name))), [], 'no development-only dependency')
   t.notOk(existsSync(join(app, 'node_modules', 'typescript')) || existsSync(join(app, 'node_modules', 'tap')))
+  t.same(readdirSync(join(app, 'dist', 'scripts')).filter(file => file.endsWith('.js')).sort(), ['create-admin.js', 'migrate.js'],
+    'the operator commands ship, the development scripts do not')
 })
 
 interface Server { child: ChildProcess, output: () => string, exited: Promise<number | null> }
 
+/** USER uid:gid, which applies when the suite runs as root (CI); a non-root runner already is someone else. */
+function asImageUser (): { uid?: number, gid?: number } {
+  const [uid, gid] = (image.user ?? '').split(':').map(Number)
+  return process.getuid?.() === 0 && uid !== undefined ? { uid, gid: gid ?? uid } : {}
+}
+
 function start (env: Record<string, string>): Server {
   const cmd = image.cmd ?? []
   if (cmd[0] !== 'node') throw new Error(`CMD ${JSON.stringify(cmd)} does not start node`)
-  // USER uid:gid applies when the suite runs as root (CI); a non-root runner already is someone else.
-  const [uid, gid] = (image.user ?? '').split(':').map(Number)
-  const asUser = process.getuid?.() === 0 && uid !== undefined ? { uid, gid: gid ?? uid } : {}
-  const child = spawn(...withoutTapLoader(node, cmd.slice(1)), { cwd: join(image.root, image.workdir), env, stdio: ['ignore', 'pipe', 'pipe'], ...asUser })
+  const child = spawn(...withoutTapLoader(node, cmd.slice(1)), { cwd: join(image.root, image.workdir), env, stdio: ['ignore', 'pipe', 'pipe'], ...asImageUser() })
   let output = ''
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -139,4 +144,45 @@ t.test('the server starts from that layout as the image user, serves /readyz, pa
   t.ok(draining, '/readyz answers 503 while draining')
   t.equal(await server.exited, 0, server.output())
   t.ok(Date.now() - stopping < 1000 + 10_000, 'within SHUTDOWN_DELAY_MS + 10 s')
+})
+
+t.test('the operator commands run from that layout: migrate, then create-admin refuses a squatted address, creates an admin and promotes on request', async t => {
+  const base = await testEnv(t)
+  const env = {
+    ...image.env,
+    PATH: `${dirname(node)}:/usr/bin:/bin`,
+    JWT_SECRET: randomBytes(24).toString('hex'),
+    DATABASE_URL: base.DATABASE_URL as string,
+    REDIS_URL: base.REDIS_URL as string,
+    REDIS_KEY_PREFIX: base.REDIS_KEY_PREFIX as string,
+    ADMIN_PASSWORD: 'operator password'
+  }
+  const exec = async (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => await new Promise(resolve => {
+    execFile(...withoutTapLoader(node, args), { cwd: join(image.root, image.workdir), env, ...asImageUser() }, (err, stdout, stderr) =>
+      resolve({ code: err === null ? 0 : Number(err.code ?? 1), stdout, stderr }))
+  })
+  const migrated = await exec(['dist/scripts/migrate.js'])
+  t.equal(migrated.code, 0, migrated.stderr)
+
+  const db = new pg.Client({ connectionString: base.DATABASE_URL })
+  await db.connect()
+  t.teardown(async () => await db.end())
+  const row = async (email: string): Promise<{ role: string, password_hash: string, token_generation: number } | undefined> =>
+    (await db.query('SELECT role, password_hash, token_generation FROM users WHERE email = $1', [email])).rows[0]
+  await db.query('INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3)', ['ops@example.com', 'Squatter', 'the squatter\'s hash'])
+
+  const refused = await exec(['dist/scripts/create-admin.js', '--email', 'ops@example.com'])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /already exists; --promote-existing would make it an admin AND reset its password/)
+  t.same(await row('ops@example.com'), { role: 'user', password_hash: 'the squatter\'s hash', token_generation: 0 }, 'the squatter keeps its account as it was')
+
+  const created = await exec(['dist/scripts/create-admin.js', '--email', 'root@example.com', '--name', 'Root'])
+  t.equal(created.code, 0, created.stderr)
+  t.match(await row('root@example.com'), { role: 'admin', token_generation: 0 })
+
+  const promoted = await exec(['dist/scripts/create-admin.js', '--email', 'ops@example.com', '--promote-existing'])
+  t.equal(promoted.code, 0, promoted.stderr)
+  const after = await row('ops@example.com')
+  t.match(after, { role: 'admin', token_generation: 1 })
+  t.not(after?.password_hash, 'the squatter\'s hash')
 })
