@@ -135,6 +135,7 @@ t.test('a burst of logins beyond the bounded wait is answered 503 with retry-aft
   const statuses = responses.map(res => res.statusCode)
   t.equal(statuses.filter(s => s === 503).length, extra)
   t.equal(statuses.filter(s => s === 200).length, room)
+  t.equal(Number(await app.redis.get(`login:{127.0.0.1:${user.email}}`) ?? 0), 0, 'a login refused for a full queue is not counted as a failed one')
   for (const res of responses.filter(res => res.statusCode === 503)) {
     t.match(res.headers['retry-after'], /^[1-9]\d*$/)
     t.match(res.json(), { statusCode: 503, error: 'Service Unavailable', message: /retry in \d+ seconds/ })

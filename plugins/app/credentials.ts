@@ -25,8 +25,16 @@ export default fp(async function credentials (fastify) {
     async check (request: FastifyRequest, email: string, password: string): Promise<Credentials | undefined> {
       const attempt = await loginLimit.attempt(request.ip, email)
       if (attempt.retryAfter !== undefined) throw httpError(429, `Too many failed logins, retry in ${attempt.retryAfter} seconds`, attempt.retryAfter)
-      const found = await usersRepository.findCredentials({ email })
-      const valid = await passwords.verify(password, found?.passwordHash)
+      let found: Credentials | undefined
+      let valid: boolean
+      try {
+        found = await usersRepository.findCredentials({ email })
+        valid = await passwords.verify(password, found?.passwordHash)
+      } catch (err) {
+        // PostgreSQL down or the hashing queue full (503): no guess was judged, none is counted.
+        await loginLimit.giveBack(request.ip, email, attempt)
+        throw err
+      }
       if (!valid || found === undefined) return undefined
       await loginLimit.succeeded(request.ip, email, attempt)
       if (passwords.needsRehash(found.passwordHash)) await upgrade(request, found, password)

@@ -53,12 +53,16 @@ export function createLoginLimit (counters: Counters, redis: Redis, breaker: Red
       return charged.current > limits.accountMax ? refuse('account', charged.ttl, known) : { known }
     },
 
+    /** The attempt was not a failure (the password could not be checked): it is given back. */
+    async giveBack (ip: string, email: string, { known }: Attempt): Promise<void> {
+      await Promise.all([counters.decr(pair(ip, email)), known ? undefined : counters.decr(account(email))])
+    },
+
     /** The attempt was right: it is given back, and the address is known to the account from now on. */
-    async succeeded (ip: string, email: string, { known }: Attempt): Promise<void> {
+    async succeeded (ip: string, email: string, attempt: Attempt): Promise<void> {
       const key = pair(ip, email)
       await Promise.all([
-        counters.decr(key),
-        known ? undefined : counters.decr(account(email)),
+        this.giveBack(ip, email, attempt),
         breaker.attempt(async () => await redis.set(`${key}:known`, '1', 'EX', KNOWN_TTL_SECONDS), () => null)
       ])
     }
