@@ -79,7 +79,7 @@ export default fp(app, { name: 'pulsewatch' })
 
 const REDACTED = [
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
-  'password', '*.password', 'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken', 'token', '*.token'
+  'password', '*.password', 'currentPassword', '*.currentPassword', 'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken', 'token', '*.token'
 ]
 
 /**

@@ -61,7 +61,7 @@ t.test('every malformed cursor is a 400, never a 500', async t => {
   t.equal((await page(encode(['1', id]))).statusCode, 200, 'a well-formed cursor is only a position: 1 µs after the epoch')
   const tampered = [
     encode(['2026-13-45 25:61:00+00', id]), encode(['2026-12-02 03:10:45.123456+00', id]),
-    encode([1, id]), encode(['12345678901234567', id]), encode(['1e5', id]), encode(['123', id.toUpperCase()]), encode(['123', id, 'x']),
+    encode([1, id]), encode(['12345678901234567', id]), encode(['1e5', id]), encode(['123', id.toUpperCase()]), encode(['123', id, 'x']), encode(['0123', id]), encode(['-0', id]), encode(['+123', id]),
     encode([]), encode({}), encode('123'), encode(null), 'garbage', 'A', encode(['123', `${id}\u0000`])
   ]
   for (let i = 0; i < 100; i++) tampered.push(Array.from(randomBytes(1 + (i % 60)), byte => BASE64URL[byte % 64]).join(''))

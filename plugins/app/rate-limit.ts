@@ -14,7 +14,9 @@ export interface Admission {
 }
 
 /** A client IP as the name of its budget: IPv6 clients by their /64, which one subscriber usually holds. */
-export function normalizeIP (ip: string): string {
+export function normalizeIP (ip: string | undefined): string {
+  // Fastify has no address for a request whose socket is already gone: it still gets a budget.
+  if (ip === undefined) return 'unknown'
   if (!isIPv6(ip)) return ip.toLowerCase()
   const address = new Address6(ip)
   if (address.isMapped4()) return address.to4().correctForm()

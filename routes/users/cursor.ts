@@ -5,8 +5,9 @@ import { UUID_PATTERN } from '../../schemas/common.js'
 export interface Position { sortKey: string, id: string }
 
 const UUID = new RegExp(UUID_PATTERN)
-// Digits only, and few enough that PostgreSQL takes any of them as a time: no cursor reaches it as an error.
-const MICROSECONDS = /^-?\d{1,16}$/
+// Digits only, without leading zeros (one spelling per position, so one cache key), and few enough
+// that PostgreSQL takes any of them as a time: no cursor reaches it as an error.
+const MICROSECONDS = /^(0|-?[1-9]\d{0,15})$/
 
 export const encodeCursor = (position: Position): string => Buffer.from(JSON.stringify([position.sortKey, position.id])).toString('base64url')
 
