@@ -1,5 +1,6 @@
 import t from 'tap'
 import { build, testEnv } from './helper.js'
+import { parsePrometheus, valueOf } from './prometheus.js'
 import { register } from './users.js'
 
 const attempt = async (app: Awaited<ReturnType<typeof build>>, ip: string, email: string, password: string) =>
@@ -19,6 +20,8 @@ t.test('failed logins from as many addresses as attempts slow the account down; 
   t.ok(retry > 0 && retry <= 300, `for the rest of the window at most (${retry} s)`)
   t.equal((await attempt(app, '192.0.2.1', user.email, user.password)).statusCode, 200, 'the address that logged in before is not locked out')
   t.equal((await attempt(app, '198.51.100.99', 'someone-else@example.com', 'a wrong guess')).statusCode, 401, 'another account is untouched')
+  const metrics = parsePrometheus((await app.inject('/metrics')).body)
+  t.equal(valueOf(metrics, 'pulsewatch_rate_limited_requests_total', { limit: 'account' }), 4, 'each refusal counted under limit="account"')
 })
 
 t.test('the account window ends: then a new address may try again', async t => {
