@@ -91,3 +91,14 @@ t.test('register, login and refresh are charged to the IP whatever token is sent
   t.equal(me.statusCode, 200)
   t.equal(me.headers['x-ratelimit-remaining'], '2', 'the user was charged only for the logout and this request')
 })
+
+t.test('TRUST_PROXY=true in production is warned about at start, naming the fix', async t => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), LOG_LEVEL: 'warn' }
+  await build(t, await testEnv(t, { ...production, TRUST_PROXY: 'true' }), { stream })
+  t.match(lines.join(''), /TRUST_PROXY=true believes the X-Forwarded-For that clients write/)
+  lines.length = 0
+  await build(t, await testEnv(t, { ...production, TRUST_PROXY: '1' }), { stream })
+  t.notMatch(lines.join(''), /TRUST_PROXY/, 'a hop count is not warned about')
+})
