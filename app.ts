@@ -7,9 +7,12 @@ import jwt from './plugins/external/jwt.js'
 import postgres from './plugins/external/postgres.js'
 import redis from './plugins/external/redis.js'
 import swagger from './plugins/external/swagger.js'
-import auth from './plugins/app/auth.js'
-import cache from './plugins/app/cache.js'
-import counters from './plugins/app/counters.js'
+import admission from './plugins/admission/index.js'
+import authenticate from './plugins/admission/authenticate.js'
+import counters from './plugins/admission/counters.js'
+import revocation from './plugins/admission/revocation.js'
+import cache from './plugins/cache/index.js'
+import usersCache from './plugins/cache/users.js'
 import credentials from './plugins/app/credentials.js'
 import errors from './plugins/app/errors.js'
 import lifecycle from './plugins/app/lifecycle.js'
@@ -17,22 +20,18 @@ import loginLimit from './plugins/app/login-limit.js'
 import metrics from './plugins/app/metrics.js'
 import migrations from './plugins/app/migrations.js'
 import passwords from './plugins/app/passwords.js'
-import rateLimit from './plugins/app/rate-limit.js'
 import redisBreaker from './plugins/app/redis-breaker.js'
 import requestId, { genReqId } from './plugins/app/request-id.js'
-import revocation from './plugins/app/revocation.js'
-import sessionsRepository from './plugins/app/sessions-repository.js'
+import repositories from './plugins/app/repositories.js'
 import tokens from './plugins/app/tokens.js'
-import usersCache from './plugins/app/users-cache.js'
-import usersRepository from './plugins/app/users-repository.js'
 import validation from './plugins/app/validation.js'
 import authRoutes from './routes/auth/index.js'
 import health from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
-import usersRoutes from './routes/users/index.js'
+import protectedRoutes from './routes/protected.js'
 import { sharedSchemas } from './schemas/user.js'
 
-export interface AppOptions {
+interface AppOptions {
   config: Config
 }
 
@@ -55,15 +54,14 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(redisBreaker)
   await fastify.register(counters)
   await fastify.register(passwords)
-  await fastify.register(usersRepository)
+  await fastify.register(repositories)
   await fastify.register(cache)
   await fastify.register(usersCache)
   await fastify.register(metrics)
-  await fastify.register(sessionsRepository)
   await fastify.register(revocation)
   await fastify.register(tokens)
-  await fastify.register(auth)
-  await fastify.register(rateLimit)
+  await fastify.register(admission)
+  await fastify.register(authenticate)
   await fastify.register(loginLimit)
   await fastify.register(credentials)
   // After every hook, so that the docs routes get them; before the routes it documents.
@@ -72,7 +70,7 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(health)
   await fastify.register(metricsRoutes)
   await fastify.register(authRoutes, { prefix: '/auth' })
-  await fastify.register(usersRoutes, { prefix: '/users' })
+  await fastify.register(protectedRoutes)
 }
 
 export default fp(app, { name: 'pulsewatch' })
@@ -84,9 +82,8 @@ const REDACTED = [
 
 /**
  * The logger of one request, bound to its id. Fastify makes one for every request, and a pino child
- * passes its bindings through the redaction: two kilobytes and a microsecond, a twelfth of what the
- * hot path allocated. At the production level a request rarely logs, so the child is made on the
- * first line that is written.
+ * is costly (its bindings pass through the redaction; docs/benchmarks.md). At the production level a
+ * request rarely logs, so the child is made on the first line that is written.
  */
 class RequestLogger {
   #child: FastifyBaseLogger | undefined

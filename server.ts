@@ -5,17 +5,9 @@ import app, { serverOptions } from './app.js'
 import { loadConfig, type Config } from './config.js'
 import { metricsRoute } from './routes/metrics.js'
 
-// Two garbage-collector settings for a server whose requests are short-lived objects (both are read
-// at every GC, so setting them here, before the first request, is as good as on the command line):
-// - V8 moves the objects of an allocation site straight to the old generation once most of them have
-//   survived a young-generation GC, and a busy server's request objects look like that: they are
-//   alive in flight, then garbage. Measured on the hot path without it: 370 KB promoted per young GC
-//   instead of 15 KB, three full GCs in 8 s instead of one, 186 MB peak RSS instead of 154, and 10 %
-//   fewer requests/s.
-// - After a full GC the old generation may grow up to 4x what survived it before the next one; under
-//   load V8 picks large factors and the heap, once grown, stays grown until the process idles. 1.5x
-//   measured (npm run bench, all scenarios in a row): peak RSS 165 MB instead of 225, the same CPU
-//   per request on the hot path, 5-10 % more on logout.
+// Garbage-collector settings for a server of short-lived request objects (read at every GC, so set
+// here, before the first request): no pretenuring, which took in-flight request objects for old ones,
+// and a slower-growing old generation. Their measured effect is in docs/benchmarks.md.
 setFlagsFromString('--no-allocation-site-pretenuring')
 setFlagsFromString('--heap-growing-percent=50')
 

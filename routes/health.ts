@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static } from '@sinclair/typebox'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { errors } from '../plugins/app/errors.js'
 import { ErrorSchema } from '../schemas/common.js'
 
 const CHECK_TIMEOUT_MS = 1000
@@ -46,10 +47,8 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/readyz', {
     config: { rateLimit: false },
     schema: { tags: ['health'], summary: 'Readiness, with the state of each dependency', response: { 200: Readiness, 503: { ...ErrorSchema, description: 'Starting, or draining for shutdown' } } }
-  }, async (_request, reply) => {
-    if (fastify.lifecycle.draining) {
-      return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Draining for shutdown' })
-    }
+  }, async () => {
+    if (fastify.lifecycle.draining) throw errors.draining()
     return await shared()
   })
 }

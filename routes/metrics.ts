@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Registry } from 'prom-client'
 
-export interface MetricsRouteOptions {
+interface MetricsRouteOptions {
   registry: Registry
 }
 

@@ -32,7 +32,7 @@ const REASONS = {
   503: 'A dependency cannot answer now (PostgreSQL, or Redis for token checks); retry shortly'
 } as const
 
-export type ErrorStatus = keyof typeof REASONS
+type ErrorStatus = keyof typeof REASONS
 
 /** Error answers for a route's response schema: one per status, each described. */
 export function errorResponses<S extends ErrorStatus> (...statuses: S[]): Record<S, typeof ErrorSchema> {

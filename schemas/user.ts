@@ -1,11 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Text, Uuid } from './common.js'
 
-export const Id = Uuid({ description: 'A user id (a UUID, lower case)' })
+const Id = Uuid({ description: 'A user id (a UUID, lower case)' })
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
 export const Password = Type.String({ minLength: 8, maxLength: 128 })
 export const Name = Text({ minLength: 1, maxLength: 100 })
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
+export type Role = Static<typeof Role>
 
 export const User = Type.Object({
   id: Id,
@@ -33,7 +34,6 @@ export type UserView = Static<typeof UserView>
 /** The user as `viewer` may see it (ASVS V8: another user's email and role are not theirs to read). */
 export const visibleTo = (viewer: { sub: string, role: Role }, user: User): UserView =>
   viewer.role === 'admin' || viewer.sub === user.id ? user : { id: user.id, name: user.name, createdAt: user.createdAt }
-export type Role = Static<typeof Role>
 
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 

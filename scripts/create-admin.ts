@@ -3,17 +3,22 @@
 // grants the role. Anyone may have registered the address first, so an existing account is refused:
 // --promote-existing makes it an admin with this password and ends every session it had.
 // Exit codes: 0 done, 1 refused or failed (nothing changed), 2 promoted but Redis not told (see below).
+import { Ajv } from 'ajv'
+import formats from 'ajv-formats'
 import type { FastifyBaseLogger } from 'fastify'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { loadConfig, type Config } from '../config.js'
 import { hash } from '../plugins/app/passwords.js'
 import { createRedisBreaker } from '../plugins/app/redis-breaker.js'
-import { createRevocation } from '../plugins/app/revocation.js'
+import { createRevocation } from '../plugins/admission/revocation.js'
 import { createUsersRepository, type UsersRepository } from '../plugins/app/users-repository.js'
 import { createRedisClient, describeRedis } from '../plugins/external/redis.js'
+import { Email, Name, Password } from '../schemas/user.js'
 
 const READY_DEADLINE_MS = 5000
+// The rules of POST /auth/register, so that the admin can log in with what this accepts.
+const ajv = formats.default(new Ajv())
 
 const quiet = (): void => {}
 const silent: FastifyBaseLogger = { level: 'silent', fatal: quiet, error: quiet, warn: quiet, info: quiet, debug: quiet, trace: quiet, silent: quiet, child: () => silent }
@@ -43,9 +48,9 @@ try {
   const { values } = parseArgs({ options: { email: { type: 'string' }, name: { type: 'string' }, 'promote-existing': { type: 'boolean', default: false } } })
   const email = values.email?.trim().toLowerCase()
   const password = process.env.ADMIN_PASSWORD ?? ''
-  if (email === undefined || email.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(email)) throw new Error('--email is required (an email address)')
-  if (values.name !== undefined && !/^[^\p{Cc}\p{Cs}]{1,100}$/u.test(values.name)) throw new Error('--name must be 1 to 100 characters, none a control character')
-  if (password.length < 8 || password.length > 128) throw new Error('ADMIN_PASSWORD must hold the password, 8 to 128 characters')
+  if (!ajv.validate(Email, email)) throw new Error('--email is required (an email address)')
+  if (values.name !== undefined && !ajv.validate(Name, values.name)) throw new Error('--name must be 1 to 100 characters, none a control character')
+  if (!ajv.validate(Password, password)) throw new Error('ADMIN_PASSWORD must hold the password, 8 to 128 characters')
   const config = loadConfig(process.env)
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 1 })
   try {

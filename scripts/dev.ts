@@ -1,12 +1,13 @@
 // `npm run dev`: the service from source with pretty logs and reload on change. When nothing answers
 // at REDIS_URL or DATABASE_URL, it starts private ones from the machine's binaries in .local/
 // (installing them with apt-get when run as root), creates the database when missing, and serves.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, redactUrl } from '../config.js'
-import { hasRedisServer, postgresBinDir, startPostgres, startRedis, type LocalServer } from './servers.js'
+import { ensureInstalled, hasRedisServer, postgresBinDir } from './binaries.js'
+import { startPostgres, startRedis, type LocalServer } from './servers.js'
 
 const localDir = process.env.PULSEWATCH_LOCAL_DIR ?? join(process.cwd(), '.local')
 // No drain pause in development: tsx restarts the server on every change.
@@ -52,22 +53,13 @@ async function createDatabase (url: string): Promise<void> {
   console.log(`dev: created database ${name}`)
 }
 
-function ensureInstalled (what: string, present: () => boolean, aptPackage: string): void {
-  if (present()) return
-  if (process.getuid?.() !== 0) {
-    console.error(`dev: ${what} is not installed and nothing answers at its URL. Install it with:\n  sudo apt-get install -y ${aptPackage}`)
-    process.exit(1)
-  }
-  console.log(`dev: installing ${aptPackage} with apt-get…`)
-  const apt = (args: string[]) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
-  if (apt(['update', '-qq']).status !== 0 || apt(['install', '-y', '-qq', '--no-install-recommends', aptPackage]).status !== 0 || !present()) {
-    console.error(`dev: could not install ${aptPackage}`)
-    process.exit(1)
-  }
+/** Exits when a program the private servers need is missing and cannot be installed. */
+function installOrExit (what: string, present: () => boolean, aptPackage: string): void {
+  if (!ensureInstalled({ who: 'dev', missing: `${what} is not installed and nothing answers at its URL`, present, packages: [aptPackage] })) process.exit(1)
 }
 
 if (!await redisAnswers(config.REDIS_URL)) {
-  ensureInstalled('redis-server', hasRedisServer, 'redis-server')
+  installOrExit('redis-server', hasRedisServer, 'redis-server')
   const redis = await startRedis(join(localDir, 'redis'))
   started.push(redis)
   env.REDIS_URL = redis.url
@@ -78,7 +70,7 @@ const database = decodeURIComponent(new URL(config.DATABASE_URL).pathname.slice(
 const state = await postgresState(config.DATABASE_URL)
 if (state === 'no-database') await createDatabase(config.DATABASE_URL)
 if (state === 'down') {
-  ensureInstalled('PostgreSQL', () => postgresBinDir() !== undefined, 'postgresql')
+  installOrExit('PostgreSQL', () => postgresBinDir() !== undefined, 'postgresql')
   const postgres = await startPostgres(join(localDir, 'postgres'))
   started.push(postgres)
   env.DATABASE_URL = new URL(`/${database}`, postgres.url).toString()

@@ -6,9 +6,11 @@ import { join } from 'node:path'
 import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
-import app, { serverOptions } from '../app.js'
 import { loadConfig } from '../config.js'
 import { makeTempDir, startPostgres, startRedis, type LocalServer } from '../scripts/servers.js'
+
+/** Waits for a condition by polling it, never a guessed sleep; the scripts share it. */
+export { waitFor } from '../scripts/wait-for.js'
 
 export type Env = Record<string, string>
 
@@ -76,6 +78,9 @@ export async function testEnv (t: Test, overrides: Env = {}): Promise<Env> {
   return {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
+    // The suite registers and refreshes far more from one address than a client may; tests of those limits set their own.
+    REGISTER_RATE_LIMIT_MAX: '100000',
+    REFRESH_RATE_LIMIT_MAX: '100000',
     SHUTDOWN_DELAY_MS: '0',
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: prefix,
@@ -86,12 +91,20 @@ export async function testEnv (t: Test, overrides: Env = {}): Promise<Env> {
 
 /** Builds the app on real Redis and PostgreSQL and closes it at teardown. Pass an env from testEnv to share it. */
 export async function build (t: Test, env?: Env, options: { stream?: DestinationStream } = {}): Promise<FastifyInstance> {
+  // Imported here, not above: a unit test of one plugin uses this file without loading the whole app.
+  const { default: app, serverOptions } = await import('../app.js')
   const config = loadConfig(env ?? await testEnv(t))
   const fastify = Fastify(serverOptions(config, options.stream))
   t.teardown(async () => await fastify.close())
   await fastify.register(app, { config })
   await fastify.ready()
   return fastify
+}
+
+/** Two instances of the app on one environment (one database, one key prefix): two replicas. */
+export async function twoInstances (t: Test, overrides: Env = {}): Promise<[FastifyInstance, FastifyInstance]> {
+  const env = await testEnv(t, overrides)
+  return [await build(t, env), await build(t, env)]
 }
 
 async function privateServer (t: Test, name: string, start: (dir: string) => Promise<LocalServer>): Promise<LocalServer> {

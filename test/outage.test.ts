@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { build, createDatabase, privatePostgres, privateRedis, testEnv, timed } from './helper.js'
+import { build, createDatabase, privatePostgres, privateRedis, testEnv, timed, waitFor } from './helper.js'
 import { bearer, login, register } from './users.js'
 
 async function authedGet (app: FastifyInstance, token: string): Promise<number> {
@@ -17,11 +17,12 @@ t.test('Redis stopped: readiness turns degraded at once, and recovers when Redis
   const [res, ms] = await timed(async () => await app.inject('/readyz'))
   t.equal(res.statusCode, 200, 'still 200: one shared outage must not pull every replica')
   t.same(res.json(), { status: 'degraded', checks: { redis: 'fail', postgres: 'ok' } })
+  // A stopped Redis is known without a round trip: a few ms, against a second allowed.
   t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
   t.equal((await app.inject('/healthz')).statusCode, 200)
 
   await redis.start()
-  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok'), 'ready again')
+  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok', { what: 'readiness ok' }), 'ready again')
 })
 
 t.test('REVOCATION_FAIL_MODE=closed answers 503 within a second while Redis is down, then recovers by itself', async t => {
@@ -33,10 +34,11 @@ t.test('REVOCATION_FAIL_MODE=closed answers 503 within a second while Redis is d
   const [res, ms] = await timed(async () => await app.inject({ url: '/users/me', headers: bearer(accessToken) }))
   t.equal(res.statusCode, 503)
   t.match(res.json(), { statusCode: 503, error: 'Service Unavailable', message: /revocation/ })
+  // The promise of the name; without a connection no command is tried: a few ms.
   t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
 
   await redis.start()
-  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200), 'tokens verify again')
+  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200, { what: 'the token to verify' }), 'tokens verify again')
 })
 
 t.test('a Redis outage is logged once, not once per request it refuses', async t => {
@@ -63,11 +65,12 @@ t.test('REVOCATION_FAIL_MODE=open lets verified tokens through while Redis is do
 
   const [status, ms] = await timed(async () => await authedGet(app, accessToken))
   t.equal(status, 200)
+  // Without a connection no command is tried: a few ms, against a second allowed.
   t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
   t.equal(await authedGet(app, `${accessToken}x`), 401)
 
   await redis.start()
-  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok'))
+  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok', { what: 'readiness ok' }))
   await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })
   t.equal(await authedGet(app, accessToken), 401, 'revocation works again after the outage')
 })
@@ -81,7 +84,7 @@ t.test('Redis stopped: logout answers 503 rather than acknowledging a revocation
   t.equal(res.statusCode, 503)
   t.match(res.json(), { statusCode: 503, message: /revocation/ })
   await redis.start()
-  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode === 204))
+  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode === 204, { what: 'a logout acknowledged' }))
   t.equal(await authedGet(app, accessToken), 401)
 })
 
@@ -98,6 +101,7 @@ t.test('a reconnection ends the breaker\'s cool-down: a logout acknowledged once
   t.equal(app.redisBreaker.open, false, 'the new connection closed the breaker')
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(accessToken) })).statusCode, 204)
   t.equal(await authedGet(app, accessToken), 401, 'the revoked token is refused, not let through by REVOCATION_FAIL_MODE=open')
+  // Not a speed claim: had the cool-down run out by itself, this test would have proved nothing.
   t.ok(Date.now() - tripped < 2000, 'all within what was the cool-down')
 })
 
@@ -110,12 +114,14 @@ t.test('a hung Redis (SIGSTOP) costs a request at most the command timeout', asy
 
   const [status, ms] = await timed(async () => await authedGet(app, accessToken))
   t.equal(status, 503)
+  // At most one command timeout (200 ms); a second leaves a loaded machine its margin.
   t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
   const [next, nextMs] = await timed(async () => await authedGet(app, accessToken))
   t.equal(next, 503)
+  // A request that waited would take the command timeout (200 ms); one that did not, a few ms.
   t.ok(nextMs < 100, `the next request pays no timeout: the breaker is open (${Math.round(nextMs)} ms)`)
   process.kill(redis.pid, 'SIGCONT')
-  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200))
+  await t.resolves(waitFor(async () => await authedGet(app, accessToken) === 200, { what: 'the token to verify' }))
 })
 
 t.test('PostgreSQL stopped: routes that need it answer 503 in the contract shape, readiness degrades, and both recover', async t => {
@@ -128,21 +134,13 @@ t.test('PostgreSQL stopped: routes that need it answer 503 in the contract shape
   t.equal(res.statusCode, 503)
   t.same(Object.keys(res.json()).sort(), ['error', 'message', 'statusCode'])
   t.notMatch(res.body, /ECONNREFUSED|127\.0\.0\.1|SELECT|postgres/i, 'no internal detail leaks')
+  // The pool's connection attempt is refused at once; 3 s leaves a loaded machine its margin.
   t.ok(ms < 3000, `answered in ${Math.round(ms)} ms`)
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), { status: 'degraded', checks: { redis: 'ok', postgres: 'fail' } })
 
   await postgres.start()
-  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: user.password } })).statusCode === 200))
-  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok'), 'readiness recovers within about a second')
+  await t.resolves(waitFor(async () => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: user.password } })).statusCode === 200, { what: 'a login' }))
+  await t.resolves(waitFor(async () => (await app.inject('/readyz')).json().status === 'ok', { what: 'readiness ok' }), 'readiness recovers')
 })
-
-async function waitFor (predicate: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await predicate()) return
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new Error(`condition not met within ${ms} ms`)
-}

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Test } from 'tap'
 import { freePort } from '../scripts/servers.js'
+import { waitFor } from '../scripts/wait-for.js'
 
 export interface ServerProcess {
   child: ChildProcess
@@ -39,14 +40,14 @@ export async function spawnServer (t: Test, env: Record<string, string>): Promis
 }
 
 /** Waits until the process answers /healthz; fails if it exits first. */
-export async function listening (server: ServerProcess, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
+export async function listening (server: ServerProcess, timeoutMs = 20_000): Promise<void> {
+  await waitFor(async () => {
     if (server.child.exitCode !== null) throw new Error(`server exited: ${server.stderr()}`)
-    try {
-      if ((await fetch(`${server.url}/healthz`)).ok) return
-    } catch {}
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new Error('server did not start listening')
+    return await fetch(`${server.url}/healthz`).then(res => res.ok, () => false)
+  }, { what: `${server.url} to answer /healthz`, timeoutMs })
+}
+
+/** Waits until the process has written a line matching `pattern` to its stdout. */
+export async function printed (server: ServerProcess, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+  await waitFor(() => pattern.test(server.stdout()), { what: () => `${pattern} in the server's output: ${server.stdout().slice(-500)}`, timeoutMs })
 }

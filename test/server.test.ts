@@ -2,7 +2,7 @@ import http from 'node:http'
 import t from 'tap'
 import { freePort } from '../scripts/servers.js'
 import { createDatabase, testEnv, timed } from './helper.js'
-import { listening, spawnServer } from './process.js'
+import { listening, printed, spawnServer } from './process.js'
 
 const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), LOG_LEVEL: 'warn' }
 
@@ -34,6 +34,7 @@ t.test('an unreachable Redis or PostgreSQL at start: exit non-zero within 15 s w
     const server = await spawnServer(t, vars)
     const [{ code }, ms] = await timed(async () => await server.exited)
     t.not(code, 0, `${name}: non-zero exit`)
+    // The promise itself; the boot deadline is 5 s, which leaves a loaded machine 10 s of margin.
     t.ok(ms < 15_000, `${name}: exited after ${Math.round(ms)} ms`)
     const lines = server.stderr().trim().split('\n')
     t.equal(lines.length, 1, `${name}: one line`)
@@ -43,7 +44,8 @@ t.test('an unreachable Redis or PostgreSQL at start: exit non-zero within 15 s w
 
 t.test('SIGTERM: readiness turns 503, requests in flight finish, keep-alive clients are let go, exit 0', async t => {
   const env = await testEnv(t, { SHUTDOWN_DELAY_MS: '700', DATABASE_URL: await createDatabase(t) })
-  const server = await spawnServer(t, { ...env, LOG_LEVEL: 'warn' })
+  // At info the server logs each incoming request and the start of its drain: the test waits on those lines.
+  const server = await spawnServer(t, { ...env, LOG_LEVEL: 'info' })
   await listening(server)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => agent.destroy())
@@ -70,10 +72,10 @@ t.test('SIGTERM: readiness turns 503, requests in flight finish, keep-alive clie
   const slow = http.request({ host: '127.0.0.1', port, path: '/auth/register', method: 'POST', agent: slowAgent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } })
   const slowAnswer = answer(slow)
   slow.write(body.slice(0, 10))
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await printed(server, /^(?=.*"incoming request")(?=.*"\/auth\/register").*$/m)
 
   server.child.kill('SIGTERM')
-  await new Promise(resolve => setTimeout(resolve, 150))
+  await printed(server, /"draining before close"/)
   const draining = await answer(request('/readyz').end())
   t.equal(draining.status, 503, 'readiness turns 503 at once')
   t.equal(draining.headers.connection, 'close', 'answers after the signal carry Connection: close')

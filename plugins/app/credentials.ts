@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { httpError } from './errors.js'
+import { errors } from './errors.js'
 import type { Credentials } from './users-repository.js'
 
 /**
@@ -24,7 +24,7 @@ export default fp(async function credentials (fastify) {
   fastify.decorate('credentials', {
     async check (request: FastifyRequest, email: string, password: string): Promise<Credentials | undefined> {
       const attempt = await loginLimit.attempt(request.ip, email)
-      if (attempt.retryAfter !== undefined) throw httpError(429, `Too many failed logins, retry in ${attempt.retryAfter} seconds`, attempt.retryAfter)
+      if (attempt.retryAfter !== undefined) throw errors.loginThrottled(attempt.retryAfter)
       let found: Credentials | undefined
       let valid: boolean
       try {
@@ -41,7 +41,7 @@ export default fp(async function credentials (fastify) {
       return found
     }
   })
-}, { name: 'credentials', dependencies: ['login-limit', 'users-repository', 'passwords'] })
+}, { name: 'credentials', dependencies: ['login-limit', 'repositories', 'passwords'] })
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,3 +1,4 @@
+import createError from '@fastify/error'
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
@@ -7,37 +8,68 @@ import { STATUS_CODES } from 'node:http'
 const UNAVAILABLE_CODES = /^(E(CONNREFUSED|CONNRESET|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|AI_AGAIN)|57P0[123]|53300|08\d{3})$/
 const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error/
 
-/**
- * An error that the error handler answers with this status and, for a 5xx, still this message; with
- * `retryAfter` (seconds), also with a retry-after header.
- */
-export function httpError (statusCode: number, message: string, retryAfter?: number): FastifyError {
-  return Object.assign(new Error(message), { statusCode, code: '', expose: true, name: 'HttpError' }, retryAfter === undefined ? {} : { retryAfter })
+/** What every error of the catalogue inherits: its message is written for clients, even with a 5xx. */
+class ServiceError extends Error {}
+// @fastify/error only puts the base's prototype under its errors; its type asks for a callable ErrorConstructor.
+const Base = ServiceError as unknown as ErrorConstructor
+
+const define = <Args extends unknown[] = []>(code: string, statusCode: number, message: string) =>
+  createError<string, number, Args>(code, message, statusCode, Base)
+
+/** An error whose message names the seconds to wait, which are also sent as the retry-after header. */
+function retrying (code: string, statusCode: number, message: string, args = (seconds: number): unknown[] => [seconds]) {
+  const Err = define<unknown[]>(code, statusCode, message)
+  return (seconds: number): FastifyError => Object.assign(new Err(...args(seconds)), { retryAfter: seconds })
 }
 
-export function isUnavailable (err: unknown): boolean {
-  if (!(err instanceof Error)) return false
+/**
+ * Every error the service throws, by name: `throw errors.userNotFound()`. The code is sent as the
+ * answer's `code` and never changes; docs/errors.md lists them (test/plugins/app/errors.test.ts checks).
+ */
+export const errors = {
+  nothingToChange: define('PW_NOTHING_TO_CHANGE', 400, 'body must have a field to change'),
+  currentPasswordRequired: define('PW_CURRENT_PASSWORD_REQUIRED', 400, 'body/currentPassword is required to change your own email or password'),
+  invalidCursor: define('PW_INVALID_CURSOR', 400, 'querystring/cursor is not a cursor this service issued'),
+  tokenMissing: define('PW_TOKEN_MISSING', 401, 'Missing bearer token'),
+  tokenInvalid: define('PW_TOKEN_INVALID', 401, 'Invalid or expired token'),
+  tokenRevoked: define('PW_TOKEN_REVOKED', 401, 'Token has been revoked'),
+  invalidCredentials: define('PW_INVALID_CREDENTIALS', 401, 'Invalid email or password'),
+  refreshTokenInvalid: define('PW_REFRESH_TOKEN_INVALID', 401, 'Invalid or expired refresh token'),
+  currentPasswordWrong: define('PW_CURRENT_PASSWORD_WRONG', 401, 'The current password is wrong'),
+  notSelfOrAdmin: define('PW_NOT_SELF_OR_ADMIN', 403, 'Only the user or an admin may change this user'),
+  userNotFound: define('PW_USER_NOT_FOUND', 404, 'User not found'),
+  emailTaken: define('PW_EMAIL_TAKEN', 409, 'A user with this email already exists'),
+  rateLimited: retrying('PW_RATE_LIMITED', 429, 'Rate limit exceeded, retry in %d second%s', seconds => [seconds, seconds === 1 ? '' : 's']),
+  loginThrottled: retrying('PW_LOGIN_THROTTLED', 429, 'Too many failed logins, retry in %d seconds'),
+  hashingBusy: retrying('PW_HASHING_BUSY', 503, 'Too many passwords are being checked, retry in %d seconds'),
+  revocationUnavailable: define('PW_REVOCATION_UNAVAILABLE', 503, 'Token revocation cannot be checked right now, try again shortly'),
+  revocationNotStored: define('PW_REVOCATION_NOT_STORED', 503, 'The revocation could not be stored safely, try again shortly'),
+  draining: define('PW_DRAINING', 503, 'Draining for shutdown')
+}
+
+function isUnavailable (err: Error): boolean {
   const code = (err as { code?: unknown }).code
   return (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || UNAVAILABLE_MESSAGES.test(err.message)
 }
 
 /**
  * Every error leaves in Fastify's shape, `{ statusCode, error, message, code? }`. A client error keeps
- * its message (Fastify's and ours are written for clients); a server error is logged in full and
- * answered with a generic message, so that no stack, SQL or internal name ever reaches a client.
+ * its message and code (Fastify's and ours are written for clients), and so does a 5xx of the
+ * catalogue; any other server error is logged in full and answered with a generic message, so that
+ * no stack, SQL or internal name ever reaches a client.
  */
 export default fp(async function errors (fastify) {
   fastify.setErrorHandler((err: FastifyError, request, reply) => {
+    const ours = err instanceof ServiceError
     let statusCode = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-    if (statusCode === 500 && isUnavailable(err)) statusCode = 503
-    const client = statusCode < 500 || err.expose === true
-    // A 5xx of our own making (expose) is a dependency's outage, which the Redis breaker logs once when
-    // it begins: one error line per request during it would flood the logs. Anything else is a bug.
-    if (statusCode >= 500) {
-      if (err.expose === true) request.log.debug({ err }, 'request refused: a dependency is unavailable')
-      else request.log.error({ err }, 'request failed')
-    }
+    const unavailable = (ours && statusCode === 503) || (statusCode === 500 && isUnavailable(err))
+    if (unavailable) statusCode = 503
+    // A dependency that cannot answer is an outage, which the Redis breaker logs once when it begins:
+    // a line per request would flood the logs. Any other 5xx is a bug, whatever its `expose` says.
+    if (unavailable) request.log.debug({ err }, 'request refused: a dependency is unavailable')
+    else if (statusCode >= 500) request.log.error({ err }, 'request failed')
     if (typeof err.retryAfter === 'number' && Number.isFinite(err.retryAfter)) reply.header('retry-after', Math.max(1, Math.ceil(err.retryAfter)))
+    const client = statusCode < 500 || ours
     return reply.code(statusCode).send({
       statusCode,
       error: STATUS_CODES[statusCode] ?? 'Error',
@@ -49,8 +81,6 @@ export default fp(async function errors (fastify) {
 
 declare module 'fastify' {
   interface FastifyError {
-    /** Set on errors whose message is meant for the client even with a 5xx status. */
-    expose?: boolean
     /** Seconds after which the request may succeed: sent as the retry-after header. */
     retryAfter?: number
   }

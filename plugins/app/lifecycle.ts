@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export interface Lifecycle {
+interface Lifecycle {
   /** True from the moment shutdown begins: readiness answers 503 so the load balancer moves on. */
   readonly draining: boolean
 }

@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
-import type { Counters } from './counters.js'
-import { normalizeIP } from './rate-limit.js'
+import type { Counters } from '../admission/counters.js'
+import { normalizeIP } from '../admission/rate-limit.js'
 import type { RedisBreaker } from './redis-breaker.js'
 import type { Redis } from 'ioredis'
 
-export interface LoginLimits {
+interface LoginLimits {
   /** Failed attempts per (IP, email) per window. */
   max: number
   windowMs: number
@@ -13,7 +13,7 @@ export interface LoginLimits {
   accountWindowMs: number
 }
 
-export interface Attempt {
+interface Attempt {
   /** Seconds to wait, when the attempt is refused. */
   retryAfter?: number
   /** Whether this address logged in to this account lately (it then escapes the account's limit). */
@@ -33,7 +33,7 @@ const KNOWN_TTL_SECONDS = 30 * 24 * 3600
  * The account's budget is what a botnet spends; it must not lock the owner out: an address that
  * logged in to the account within 30 days is known to it and is charged only its own pair's budget.
  */
-export function createLoginLimit (counters: Counters, redis: Redis, breaker: RedisBreaker, limits: LoginLimits, onLimited: (limit: 'login' | 'account') => void) {
+function createLoginLimit (counters: Counters, redis: Redis, breaker: RedisBreaker, limits: LoginLimits, onLimited: (limit: 'login' | 'account') => void) {
   const pair = (ip: string, email: string): string => `login:{${normalizeIP(ip)}:${email}}`
   const account = (email: string): string => `login:account:${email}`
   const refuse = (limit: 'login' | 'account', ttl: number, known: boolean): Attempt => {
@@ -69,7 +69,7 @@ export function createLoginLimit (counters: Counters, redis: Redis, breaker: Red
   }
 }
 
-export type LoginLimit = ReturnType<typeof createLoginLimit>
+type LoginLimit = ReturnType<typeof createLoginLimit>
 
 export default fp(async function loginLimit (fastify) {
   const { LOGIN_RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_MS, LOGIN_ACCOUNT_MAX, LOGIN_ACCOUNT_WINDOW_MS } = fastify.config

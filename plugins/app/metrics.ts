@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * happens are fields here (`rateLimited`, `revokedTokens`); whatever another plugin already counts
  * (cache stats, the Redis breaker, the PostgreSQL pool) is read when Prometheus scrapes.
  */
-export function createMetrics () {
+function createMetrics () {
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry })
@@ -21,7 +21,7 @@ export function createMetrics () {
     }),
     rateLimited: new Counter({
       name: 'pulsewatch_rate_limited_requests_total',
-      help: 'Requests refused with 429, by limit: global (per client), login (per IP and email) or account (failed logins per email)',
+      help: 'Requests refused with 429, by limit: global (per client), a route\'s own budget ("POST /auth/register"), login (per IP and email) or account (failed logins per email)',
       labelNames: ['limit'] as const,
       registers
     }),
@@ -35,7 +35,7 @@ export function createMetrics () {
   }
 }
 
-export type Metrics = ReturnType<typeof createMetrics>
+type Metrics = ReturnType<typeof createMetrics>
 
 /** A metric whose value is read from elsewhere at scrape time. */
 function read (registry: Registry, type: 'counter' | 'gauge', name: string, help: string, value: () => number): void {

@@ -3,13 +3,12 @@ import fp from 'fastify-plugin'
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import pLimit from 'p-limit'
-import { httpError } from './errors.js'
+import { errors } from './errors.js'
 
-// Argon2id at the OWASP cheat sheet's first choice, m = 19 MiB, t = 2, p = 1: about 20 ms of CPU here
-// and 19 MiB while it runs (scrypt at N=2^15, below the cheat sheet's minimum, took 185 to 210 ms).
-// Written as a PHC string, `$argon2id$v=19$m=19456,t=2,p=1$salt$hash`, so the parameters travel with
-// each hash: raising them later upgrades every account at its next login (`needsRehash`).
-export const ARGON2 = { m: 19_456, t: 2, p: 1 } as const
+// Argon2id at the OWASP cheat sheet's first choice, m = 19 MiB, t = 2, p = 1 (docs/benchmarks.md has
+// its cost). Written as a PHC string, `$argon2id$v=19$m=19456,t=2,p=1$salt$hash`, so the parameters
+// travel with each hash: raising them later upgrades every account at its next login (`needsRehash`).
+const ARGON2 = { m: 19_456, t: 2, p: 1 } as const
 // The package's `Algorithm` is a const enum, which isolated modules cannot read: its Argon2id is 2.
 const ARGON2ID = 2 as Algorithm
 const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/
@@ -17,9 +16,8 @@ const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z
 const SCRYPT = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/
 
 // Hashes at once in the whole process (its cores are shared by every app in it): one per core but one,
-// which is left to the event loop. Two at once on two cores gave logins 10 to 30 % more throughput in
-// `npm run bench`, 20 MB more RSS, and took the core every other request needs. Both schemes run on
-// libuv's thread pool (4 threads), which also serves dns.lookup and fs: one thread is left to them.
+// which is left to the event loop and every other request. Both schemes run on libuv's thread pool
+// (4 threads), which also serves dns.lookup and fs: one thread is left to them.
 const CONCURRENCY = Math.max(1, Math.min(availableParallelism() - 1, 3))
 // How long a hash may wait for its turn. A login that would wait longer answers 503 with retry-after
 // at once, instead of joining an unbounded queue that only grows while logins arrive faster than they
@@ -31,7 +29,7 @@ const MAX_WAIT_MS = 2000
  * face is the work ahead of it, in hashes per slot, times a moving average of how long a hash takes,
  * so the bound follows a busy machine and the mix of Argon2id and slower scrypt hashes.
  */
-export function createHashing (concurrency: number, maxWaitMs: number) {
+function createHashing (concurrency: number, maxWaitMs: number) {
   const limit = pLimit(concurrency)
   let msPerHash = 100
   let timed = false
@@ -50,7 +48,7 @@ export function createHashing (concurrency: number, maxWaitMs: number) {
     async run<T> (work: () => Promise<T>): Promise<T> {
       if (room() <= 0) {
         const retryAfter = Math.ceil(Math.ceil((queued() - concurrency + 1) / concurrency) * msPerHash / 1000)
-        throw httpError(503, `Too many passwords are being checked, retry in ${retryAfter} seconds`, retryAfter)
+        throw errors.hashingBusy(retryAfter)
       }
       return await limit(work)
     },
@@ -104,7 +102,7 @@ function needsRehash (stored: string): boolean {
   return m < ARGON2.m || t < ARGON2.t || p < ARGON2.p
 }
 
-export interface Passwords {
+interface Passwords {
   /** An Argon2id PHC string; throws a 503 with `retryAfter` when too many hashes are waiting. */
   hash (password: string): Promise<string>
   /** Constant-time check; `stored` undefined (unknown user) costs the same as a wrong password. */

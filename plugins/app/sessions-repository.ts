@@ -1,5 +1,4 @@
 import type { PostgresDb } from '@fastify/postgres'
-import fp from 'fastify-plugin'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Role } from '../../schemas/user.js'
 
@@ -90,13 +89,3 @@ export function createSessionsRepository (pg: PostgresDb) {
 }
 
 export type SessionsRepository = ReturnType<typeof createSessionsRepository>
-
-export default fp(async function sessionsRepository (fastify) {
-  fastify.decorate('sessionsRepository', createSessionsRepository(fastify.pg))
-}, { name: 'sessions-repository', dependencies: ['postgres'] })
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    sessionsRepository: SessionsRepository
-  }
-}

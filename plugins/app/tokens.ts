@@ -1,16 +1,18 @@
 import type { JWT } from '@fastify/jwt'
 import type { PostgresDb } from '@fastify/postgres'
+import type { Static } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
+import type { TokenPair as TokenPairSchema } from '../../schemas/auth.js'
 import type { Role } from '../../schemas/user.js'
 import type { SessionsRepository, Spent } from './sessions-repository.js'
 
-export interface TokenPair { accessToken: string, refreshToken: string, tokenType: 'Bearer', expiresIn: number }
+type TokenPair = Static<typeof TokenPairSchema>
 
 interface Grant { id: string, role: Role, generation: number }
 
 /** Issues the tokens of a session: an access token (JWT) and a refresh token that rotates. */
-export function createTokens (jwt: JWT, pg: PostgresDb, sessions: SessionsRepository, ttl: { access: number, refresh: number }) {
+function createTokens (jwt: JWT, pg: PostgresDb, sessions: SessionsRepository, ttl: { access: number, refresh: number }) {
   const access = (user: Grant, sessionId: string): string =>
     jwt.sign({ sub: user.id, jti: randomUUID(), sid: sessionId, gen: user.generation, role: user.role })
   const pair = (accessToken: string, refreshToken: string): TokenPair => ({ accessToken, refreshToken, tokenType: 'Bearer', expiresIn: ttl.access })
@@ -42,7 +44,7 @@ export function createTokens (jwt: JWT, pg: PostgresDb, sessions: SessionsReposi
 export default fp(async function tokens (fastify) {
   const { ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL } = fastify.config
   fastify.decorate('tokens', createTokens(fastify.jwt, fastify.pg, fastify.sessionsRepository, { access: ACCESS_TOKEN_TTL, refresh: REFRESH_TOKEN_TTL }))
-}, { name: 'tokens', dependencies: ['jwt', 'postgres', 'sessions-repository'] })
+}, { name: 'tokens', dependencies: ['jwt', 'postgres', 'repositories'] })
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,4 @@
 import type { PostgresDb } from '@fastify/postgres'
-import fp from 'fastify-plugin'
 import type { Role, User } from '../../schemas/user.js'
 
 interface UserRow {
@@ -130,13 +129,3 @@ export function createUsersRepository (pg: Pick<PostgresDb, 'query'>) {
 }
 
 export type UsersRepository = ReturnType<typeof createUsersRepository>
-
-export default fp(async function usersRepository (fastify) {
-  fastify.decorate('usersRepository', createUsersRepository(fastify.pg))
-}, { name: 'users-repository', dependencies: ['postgres'] })
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    usersRepository: UsersRepository
-  }
-}

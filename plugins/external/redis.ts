@@ -14,11 +14,9 @@ const addresses = (list: string): Array<{ host: string, port: number }> => list.
  * A client whose commands of one event-loop turn leave in one socket write: the socket is corked at
  * the turn's first command and uncorked once the loop has handled its batch of I/O (setImmediate),
  * so Node writes them together (writev). That is what auto-pipelining achieves, without its pipeline
- * and two promises per command. Measured on the hot path, where each request sends one command
- * (8 rounds alternating with the bare baseline): 42 instead of 39 % of its requests/s, 75 instead of
- * 81 µs of CPU per request.
+ * and two promises per command (docs/benchmarks.md).
  */
-export class CoalescingRedis extends Redis {
+class CoalescingRedis extends Redis {
   private corked = false
 
   override sendCommand (command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
@@ -84,7 +82,7 @@ export function createRedisClient (config: Config): Redis {
       ...(config.REDIS_SENTINEL_PASSWORD !== undefined ? { sentinelPassword: config.REDIS_SENTINEL_PASSWORD } : {}),
       sentinelRetryStrategy: retryStrategy,
       sentinelCommandTimeout: 1000,
-      // Not failoverDetector: measured with ioredis 6.0.0, it keeps reconnecting to the sentinels after
+      // Not failoverDetector: with ioredis 6.0.0 it keeps reconnecting to the sentinels after
       // quit(), so a closed app never lets its process exit. The retry strategy follows a failover anyway.
       failoverDetector: false
     })

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import pkg from '../../package.json' with { type: 'json' }
 
 // The one inline style Swagger UI writes is the <style> of its own logo's SVG; a new version that writes
-// another is caught by test/docs-browser.test.ts, which fails on any CSP violation.
+// another is caught by test/plugins/external/swagger-browser.test.ts, which fails on any CSP violation.
 const SWAGGER_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
 const DOCS_CSP = [
   "default-src 'none'",

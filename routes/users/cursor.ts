@@ -1,8 +1,8 @@
-import { httpError } from '../../plugins/app/errors.js'
+import { errors } from '../../plugins/app/errors.js'
 import { UUID_PATTERN } from '../../schemas/common.js'
 
 /** Where a page ended: the last user's creation time in microseconds since the epoch, and its id. */
-export interface Position { sortKey: string, id: string }
+interface Position { sortKey: string, id: string }
 
 const UUID = new RegExp(UUID_PATTERN)
 // Digits only, without leading zeros (one spelling per position, so one cache key), and few enough
@@ -16,5 +16,5 @@ export function decodeCursor (cursor: string): Position {
     const [sortKey, id, ...rest] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
     if (typeof sortKey === 'string' && MICROSECONDS.test(sortKey) && typeof id === 'string' && UUID.test(id) && rest.length === 0) return { sortKey, id }
   } catch {}
-  throw httpError(400, 'querystring/cursor is not a cursor this service issued')
+  throw errors.invalidCursor()
 }

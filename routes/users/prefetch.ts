@@ -1,13 +1,14 @@
 import type { FastifyRequest } from 'fastify'
-import type { UsersCache } from '../../plugins/app/users-cache.js'
+import type { UsersCache } from '../../plugins/cache/users.js'
+import { UUID_PATTERN } from '../../schemas/common.js'
 import { PAGE_SIZE } from '../../schemas/user.js'
 import { decodeCursor } from './cursor.js'
 
-const UUID_LENGTH = 36
+const UUID = new RegExp(UUID_PATTERN)
 
 /**
  * The cache entries that the users routes will read, named from the raw request, before validation,
- * so that the rate limit's round trip fetches them (`config.prefetch`, plugins/app/rate-limit.ts).
+ * so that admission's round trip fetches them (`config.prefetch`, plugins/admission/index.ts).
  * Input that fails validation later costs a wasted read, never a wrong answer: the cache takes a
  * prefetched entry only for the very key it loads.
  */
@@ -15,7 +16,7 @@ export function prefetchers (usersCache: UsersCache) {
   return {
     byId ({ params }: FastifyRequest): string[] | undefined {
       const { id } = params as { id?: unknown }
-      return typeof id === 'string' && id.length === UUID_LENGTH ? usersCache.byId.keys(id) : undefined
+      return typeof id === 'string' && UUID.test(id) ? usersCache.byId.keys(id) : undefined
     },
 
     page ({ query }: FastifyRequest): string[] | undefined {

@@ -54,7 +54,7 @@ t.test('no ENV or ARG in any stage carries a secret, and the runtime runs with N
 t.test('.dockerignore keeps git, dependencies, builds, caches, tests and secrets out of the build context', async t => {
   const ignored = dockerignore()
   for (const path of ['.git/config', 'node_modules/fastify/package.json', 'dist/server.js', '.cache/helm/v3.17.2/helm',
-    '.env', '.env.production', 'deploy.key', 'test/health.test.ts', 'charts/pulsewatch/values.yaml', 'npm-debug.log', 'coverage/lcov.info',
+    '.env', '.env.production', 'deploy.key', 'test/routes/health.test.ts', 'charts/pulsewatch/values.yaml', 'npm-debug.log', 'coverage/lcov.info',
     'scripts/servers.ts', 'scripts/tools.ts', 'scripts/dev.ts']) {
     t.ok(ignored(path), `${path} is left out`)
   }

@@ -3,17 +3,16 @@
 // image carries, as the image's user, against the suite's Redis and PostgreSQL.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import type { Pod } from 'kubernetes-types/core/v1.js'
 import pg from 'pg'
 import t from 'tap'
 import { freePort } from '../../scripts/servers.js'
 import { NODE_LTS, ROOT, nodeLts } from '../../scripts/tools.js'
-import { testEnv } from '../helper.js'
+import { testEnv, waitFor } from '../helper.js'
 import { build, readStages, withoutTapLoader, type Built } from './docker.js'
 import { DEV, one, render } from './support.js'
 
@@ -37,6 +36,13 @@ t.before(async () => {
   const machine = Object.entries(process.env).filter(([name]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAP|TS_NODE|npm_)/i.test(name))
   const runEnv = { ...Object.fromEntries(machine) as Record<string, string>, PATH: `${dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}` }
   image = (await build(stages, out, runEnv)).at(-1) as Built
+  // The runtime's FROM image carries node in /usr/local/bin: so does the layout, and the image's user
+  // runs nothing from the checkout, whose parent folders it may not be allowed to enter.
+  const carried = join(image.root, 'usr', 'local', 'bin', 'node')
+  mkdirSync(dirname(carried), { recursive: true })
+  copyFileSync(node, carried)
+  chmodSync(carried, 0o755)
+  node = carried
 })
 
 t.test('the pinned Node binary is the LTS release that the Dockerfile\'s runtime image carries', async t => {
@@ -109,12 +115,12 @@ t.test('the server starts from that layout as the image user, serves /readyz, pa
   })
   t.teardown(() => { server.child.kill('SIGKILL') })
 
-  let ready: Awaited<ReturnType<typeof readyz>>
-  for (let deadline = Date.now() + 15_000; Date.now() < deadline && server.child.exitCode === null; await sleep(100)) {
-    ready = await readyz(port)
-    if (ready?.status === 200) break
-  }
-  t.same(ready, { status: 200, body: { status: 'ok', checks: { redis: 'ok', postgres: 'ok' } } }, server.output())
+  const ready = await waitFor(async () => {
+    if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`)
+    const answer = await readyz(port)
+    return answer?.status === 200 && answer
+  }, { what: () => `/readyz to answer 200: ${server.output()}`, timeoutMs: 15_000, intervalMs: 100 })
+  t.same(ready, { status: 200, body: { status: 'ok', checks: { redis: 'ok', postgres: 'ok' } } })
 
   const db = new pg.Client({ connectionString: base.DATABASE_URL })
   await db.connect()
@@ -136,13 +142,12 @@ t.test('the server starts from that layout as the image user, serves /readyz, pa
 
   const stopping = Date.now()
   server.child.kill('SIGTERM')
-  let draining = false
-  while (!draining && server.child.exitCode === null) {
-    draining = (await readyz(port))?.status === 503
-    await sleep(50)
-  }
-  t.ok(draining, '/readyz answers 503 while draining')
+  await t.resolves(waitFor(async () => {
+    if (server.child.exitCode !== null) throw new Error(`the server exited before /readyz answered 503: ${server.output()}`)
+    return (await readyz(port))?.status === 503
+  }, { what: '/readyz to answer 503' }), '/readyz answers 503 while draining')
   t.equal(await server.exited, 0, server.output())
+  // The chart's grace period must exceed the drain plus the app's 10 s close deadline: this is that promise.
   t.ok(Date.now() - stopping < 1000 + 10_000, 'within SHUTDOWN_DELAY_MS + 10 s')
 })
 

@@ -1,3 +1,5 @@
+import type { Deployment } from 'kubernetes-types/apps/v1.js'
+import type { Container } from 'kubernetes-types/core/v1.js'
 // Shared by the deployment tests: running the pinned helm binaries and reading what they render.
 import { execFile } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
@@ -80,3 +82,7 @@ export function selects (selector: Record<string, string> | undefined, labels: R
   if (selector === undefined || Object.keys(selector).length === 0) return false
   return Object.entries(selector).every(([key, value]) => labels?.[key] === value)
 }
+
+/** The API's objects are named after the release `pw`. */
+export const API = 'pw-pulsewatch'
+export const apiContainer = (d: Deployment): Container => d.spec?.template.spec?.containers[0] as Container
