@@ -19,6 +19,12 @@ export default fp(async function authenticate (fastify) {
   const failOpen = fastify.config.REVOCATION_FAIL_MODE === 'open'
   const { revocation, redisBreaker, metrics } = fastify
 
+  // A route's own `onRequest: fastify.authenticate` would refuse every token: admission reads the
+  // claims only for the routes of the bearer scope. Say so when the route is added, not at runtime.
+  fastify.addHook('onRoute', route => {
+    if ([route.onRequest].flat().includes(fastify.authenticate)) throw new Error(`${route.url}: register it in routes/protected.ts instead of onRequest: authenticate`)
+  })
+
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     if (request.headers.authorization === undefined) throw unauthorized(reply, errors.tokenMissing())
     const { claims, revocation: read } = request.admission

@@ -7,20 +7,29 @@ export interface Count { current: number, ttl: number }
 /** A count, with the values of the keys read along with it: undefined when Redis was skipped. */
 export interface CountAndReads extends Count { values?: Array<string | null> }
 
-// One atomic round trip: count, and start the window on the first hit (every key gets a TTL); then
-// the values of the other keys, so that a caller's reads ride on the same round trip.
+/** Several counts taken at once (in the order of their keys), with the values read along with them. */
+export interface CountsAndReads { counts: Count[], values?: Array<string | null> }
+
+// One atomic round trip: count each of the first ARGV[1] keys, starting its window (ARGV[1 + i]) on
+// the first hit, so every key gets a TTL; then the values of the other keys, so that a caller's reads
+// ride on the same round trip.
 const INCR = `
-local current = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[1])
+local result = {}
+for i = 1, n do
+  local current = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[i + 1])
+    ttl = tonumber(ARGV[i + 1])
+  end
+  result[2 * i - 1] = current
+  result[2 * i] = ttl
 end
-if #KEYS == 1 then return {current, ttl} end
-local values = redis.call('MGET', unpack(KEYS, 2))
-table.insert(values, 1, ttl)
-table.insert(values, 1, current)
-return values`
+if #KEYS == n then return result end
+local values = redis.call('MGET', unpack(KEYS, n + 1))
+for i = 1, #KEYS - n do result[2 * n + i] = values[i] end
+return result`
 
 // Never creates a key (so never one without a TTL), never goes below zero.
 const DECR = `
@@ -32,8 +41,8 @@ declare module 'ioredis' {
   // The augmented interface is generic; its parameter must be declared, though these commands ignore it.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface RedisCommander<Context> {
-    /** numberOfKeys, the counter's key, the keys to read, the window in ms. */
-    pwIncr: (numberOfKeys: number, ...keysThenWindowMs: Array<string | number>) => Promise<[number, number, ...Array<string | null>]>
+    /** numberOfKeys, the counters' keys, the keys to read, how many counters, each one's window in ms. */
+    pwIncr: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<Array<number | string | null>>
     pwDecr: (key: string) => Promise<number>
   }
 }
@@ -76,15 +85,26 @@ function createCounters (redis: Redis, breaker: RedisBreaker) {
   redis.defineCommand('pwDecr', { numberOfKeys: 1, lua: DECR })
   const memory = new MemoryCounters()
 
+  /**
+   * Counts one hit in each window, and reads `reads` in the same round trip (in a Cluster they must
+   * all share one hash slot). While Redis is skipped, counts in memory and reads nothing.
+   */
+  function incrAll (windows: Array<{ key: string, windowMs: number }>, reads: string[] = []): Promise<CountsAndReads> {
+    const n = windows.length
+    return breaker.attempt(
+      () => redis.pwIncr(n + reads.length, ...windows.map(w => w.key), ...reads, n, ...windows.map(w => w.windowMs)).then(result => ({
+        counts: windows.map((_, i) => ({ current: result[2 * i] as number, ttl: result[2 * i + 1] as number })),
+        values: result.slice(2 * n) as Array<string | null>
+      })),
+      () => ({ counts: windows.map(({ key, windowMs }) => memory.incr(key, windowMs)) }))
+  }
+
   return {
-    /**
-     * Counts one hit in the window of `key`, and reads `reads` in the same round trip (in a Cluster
-     * they must share the counter's hash slot). While Redis is skipped, counts in memory and reads nothing.
-     */
-    incr (key: string, windowMs: number, reads: string[] = []): Promise<CountAndReads> {
-      return breaker.attempt(
-        () => redis.pwIncr(1 + reads.length, key, ...reads, windowMs).then(([current, ttl, ...values]) => ({ current, ttl, values })),
-        () => memory.incr(key, windowMs))
+    incrAll,
+    /** One window of `incrAll`. */
+    async incr (key: string, windowMs: number, reads: string[] = []): Promise<CountAndReads> {
+      const { counts: [count], values } = await incrAll([{ key, windowMs }], reads)
+      return { ...count!, values }
     },
     async decr (key: string): Promise<void> {
       await breaker.attempt(async () => { await redis.pwDecr(key) }, () => memory.decr(key))

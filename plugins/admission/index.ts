@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { AccessClaims } from '../../schemas/auth.js'
 import type { Prefetched } from '../cache/index.js'
 import { createBearerToken } from './bearer-token.js'
-import type { CountAndReads } from './counters.js'
+import type { CountsAndReads } from './counters.js'
 import { budgetKey, createBudget, enforce, routeBudget, type Budget } from './rate-limit.js'
 import type { RevocationRead } from './revocation.js'
 
@@ -20,9 +20,10 @@ const NOTHING_READ: Admission = Object.freeze({})
 
 /**
  * Admission, before any other hook of a route: verify the bearer token (on routes that authenticate),
- * charge the request to one budget (its user's, else its IP's), and in the same Redis script read the
- * token's revocation state and the cache entry the route will read. The result is `request.admission`;
- * nothing after it asks Redis again for what it read. Every request is charged, 401s included.
+ * charge the request to its client (its user, else its IP) under the default budget and the route's own,
+ * if it has one, and in the same Redis script read the token's revocation state and the cache entry
+ * the route will read. The result is `request.admission`; nothing after it asks Redis again for what
+ * it read. Every request is charged, 401s included.
  *
  * On a Cluster, where a script sees only its own slot, the cache entry is a read of its own, sent in
  * the same tick. While Redis is away the counting is per instance, in memory, and nothing is read.
@@ -54,16 +55,16 @@ export default fp(async function admission (fastify) {
       request.admission = claims === undefined ? NOTHING_READ : { claims }
       return
     }
-    const budget = config.budget ?? defaultBudget
+    const budgets = config.budget === undefined ? [defaultBudget] : [defaultBudget, config.budget]
     const own = claims === undefined ? [] : revocation.keys(claims)
     const ahead = claims === undefined ? [] : config.prefetch?.(request) ?? []
-    const key = budgetKey(budget, request, claims)
+    const windows = budgets.map(budget => ({ key: budgetKey(budget, request, claims), windowMs: budget.windowMs }))
 
-    let count: CountAndReads
+    let count: CountsAndReads
     let aside: Array<string | null> | undefined
-    if (oneScript || ahead.length === 0) count = await counters.incr(key, budget.windowMs, [...own, ...ahead])
-    else [count, aside] = await Promise.all([counters.incr(key, budget.windowMs, own), redisBreaker.attempt(async () => await redis.mget(...ahead), () => undefined)])
-    enforce(budget, count, reply, limited)
+    if (oneScript || ahead.length === 0) count = await counters.incrAll(windows, [...own, ...ahead])
+    else [count, aside] = await Promise.all([counters.incrAll(windows, own), redisBreaker.attempt(async () => await redis.mget(...ahead), () => undefined)])
+    enforce(budgets.map((budget, i) => ({ budget, count: count.counts[i]! })), reply, limited)
 
     const { values } = count
     const read = oneScript ? values?.slice(own.length) : aside
@@ -87,7 +88,7 @@ declare module 'fastify' {
     budget?: Budget
   }
   interface FastifyRequest {
-    /** Set by admission's onRequest hook, before any hook of the route. */
+    /** Set by admission's onRequest hook, before any hook of the route (still null on its own 429). */
     admission: Admission
   }
 }

@@ -6,6 +6,7 @@ import { STATUS_CODES } from 'node:http'
 // Errors that mean "PostgreSQL cannot answer now", as opposed to a bug: network codes, and the
 // server's admin-shutdown, cannot-connect-now, too-many-connections and connection-exception classes.
 const UNAVAILABLE_CODES = /^(E(CONNREFUSED|CONNRESET|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|AI_AGAIN)|57P0[123]|53300|08\d{3})$/
+const POSTGRES_WARN_INTERVAL_MS = 10_000
 const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client has encountered a connection error/
 
 /** What every error of the catalogue inherits: its message is written for clients, even with a 5xx. */
@@ -59,6 +60,8 @@ function isUnavailable (err: Error): boolean {
  * no stack, SQL or internal name ever reaches a client.
  */
 export default fp(async function errors (fastify) {
+  // PostgreSQL has no breaker to say when it goes away: its first refusal warns, then one per interval.
+  let quietUntil = 0
   fastify.setErrorHandler((err: FastifyError, request, reply) => {
     const ours = err instanceof ServiceError
     let statusCode = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
@@ -66,7 +69,10 @@ export default fp(async function errors (fastify) {
     if (unavailable) statusCode = 503
     // A dependency that cannot answer is an outage, which the Redis breaker logs once when it begins:
     // a line per request would flood the logs. Any other 5xx is a bug, whatever its `expose` says.
-    if (unavailable) request.log.debug({ err }, 'request refused: a dependency is unavailable')
+    if (unavailable && !ours && Date.now() >= quietUntil) {
+      quietUntil = Date.now() + POSTGRES_WARN_INTERVAL_MS
+      request.log.warn({ err }, 'request refused: PostgreSQL is unavailable (the next refusals for 10 s are logged at debug)')
+    } else if (unavailable) request.log.debug({ err }, 'request refused: a dependency is unavailable')
     else if (statusCode >= 500) request.log.error({ err }, 'request failed')
     if (typeof err.retryAfter === 'number' && Number.isFinite(err.retryAfter)) reply.header('retry-after', Math.max(1, Math.ceil(err.retryAfter)))
     const client = statusCode < 500 || ours

@@ -1,6 +1,9 @@
+import Fastify from 'fastify'
 import { createHmac, createSign, generateKeyPairSync, randomUUID } from 'node:crypto'
 import t from 'tap'
-import { build } from '../../helper.js'
+import app, { serverOptions } from '../../../app.js'
+import { loadConfig } from '../../../config.js'
+import { build, testEnv } from '../../helper.js'
 import { bearer, login, register } from '../../users.js'
 
 // The dev secret, which the test config leaves in place.
@@ -112,4 +115,15 @@ t.test('the bearer scheme is matched without regard to case, and only with one s
   for (const authorization of [`Bearer  ${accessToken}`, `Bearer\t${accessToken}`, `Bearer ${accessToken} `, `Bearer${accessToken}`]) {
     t.equal((await app.inject({ url: '/users/me', headers: { authorization } })).statusCode, 401, JSON.stringify(authorization.slice(0, 8)))
   }
+})
+
+t.test('a route of its own with onRequest: authenticate is refused at start: it belongs in the bearer scope', async t => {
+  const config = loadConfig(await testEnv(t))
+  const fastify = Fastify(serverOptions(config))
+  t.teardown(async () => await fastify.close())
+  await fastify.register(app, { config })
+  await t.rejects(async () => {
+    await fastify.register(async scope => { scope.get('/mine', { onRequest: scope.authenticate }, async () => 'mine') })
+    await fastify.ready()
+  }, /\/mine: register it in routes\/protected.ts/)
 })

@@ -74,7 +74,7 @@ async function spend (app: FastifyInstance, ip: string, headers: Record<string, 
 }
 
 t.test('register, login and refresh are charged to the IP whatever token is sent, a revoked one included', async t => {
-  const app = await build(t, await testEnv(t, { RATE_LIMIT_MAX: '4', REGISTER_RATE_LIMIT_MAX: '4', REFRESH_RATE_LIMIT_MAX: '1' }))
+  const app = await build(t, await testEnv(t, { RATE_LIMIT_MAX: '4', REFRESH_RATE_LIMIT_MAX: '1' }))
   const user = await register(app)
   const revoked = (await login(app, user)).accessToken
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(revoked) })).statusCode, 204)
@@ -82,11 +82,10 @@ t.test('register, login and refresh are charged to the IP whatever token is sent
 
   t.same(await spend(app, '198.51.100.20', bearer(revoked), 6), [201, 201, 201, 201, 429, 429], 'a revoked token earns no budget')
   t.same(await spend(app, '198.51.100.21', bearer(valid), 6), [201, 201, 201, 201, 429, 429], 'nor does a valid one')
-  const refresh = async () => (await app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress: '198.51.100.21', headers: bearer(valid), payload: { refreshToken: 'x'.repeat(43) } })).statusCode
+  const login20 = await app.inject({ method: 'POST', url: '/auth/login', remoteAddress: '198.51.100.20', headers: bearer(valid), payload: { email: user.email, password: user.password } })
+  t.equal(login20.statusCode, 429, 'login: the IP\'s budget, spent by the registrations')
+  const refresh = async () => (await app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress: '198.51.100.23', headers: bearer(valid), payload: { refreshToken: 'x'.repeat(43) } })).statusCode
   t.same([await refresh(), await refresh()], [401, 429], 'refresh: the IP\'s budget of one')
-  const logins = []
-  for (let i = 0; i < 5; i++) logins.push((await app.inject({ method: 'POST', url: '/auth/login', remoteAddress: '198.51.100.20', headers: bearer(valid), payload: { email: user.email, password: user.password } })).statusCode)
-  t.same(logins, [200, 200, 200, 200, 429], 'login: the IP\'s default budget')
 
   const me = await app.inject({ url: '/users/me', remoteAddress: '198.51.100.22', headers: bearer(valid) })
   t.equal(me.statusCode, 200)

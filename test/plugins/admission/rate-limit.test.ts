@@ -16,6 +16,28 @@ t.test('a route gets a budget of its own only from an object rateLimit', async t
   t.equal(routeBudget({ method: 'GET', url: '/a', config: { rateLimit: false }, handler: async () => null }), undefined)
   t.same(routeBudget({ method: 'POST', url: '/auth/register', config: { rateLimit: { max: 3, timeWindow: 1500 } }, handler: async () => null }),
     { name: 'POST /auth/register', max: 3, windowMs: 1500, policy: '"POST /auth/register";q=3;w=2' })
+  t.equal(routeBudget({ method: 'HEAD', url: '/a', config: { rateLimit: { max: 3, timeWindow: 1000 } }, handler: async () => null })?.name, 'GET /a',
+    'the HEAD route Fastify adds for a GET shares its budget')
+})
+
+t.test('with the default and a route budget, the headers speak of the one that binds, and either one spent is a 429', async t => {
+  const app = Fastify()
+  await app.register(errors)
+  const wide = createBudget('default', { max: 100, timeWindow: 60_000 })
+  const narrow = createBudget('POST /x', { max: 3, timeWindow: 60_000 })
+  app.get('/:wide/:narrow', async (request, reply) => {
+    const { wide: w, narrow: n } = request.params as { wide: string, narrow: string }
+    enforce([{ budget: wide, count: { current: Number(w), ttl: 30_000 } }, { budget: narrow, count: { current: Number(n), ttl: 50_000 } }], reply, () => {})
+    return 'ok'
+  })
+  const first = await app.inject('/1/1')
+  t.match(first.headers, { 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '50', ratelimit: '"POST /x";r=2;t=50' })
+  t.equal(first.headers['ratelimit-policy'], '"default";q=100;w=60, "POST /x";q=3;w=60', 'both policies')
+  t.equal((await app.inject('/100/3')).statusCode, 200, 'both at their limit')
+  const wideSpent = await app.inject('/101/2')
+  t.equal(wideSpent.statusCode, 429, 'the default budget spent')
+  t.match(wideSpent.headers, { 'x-ratelimit-limit': '100', 'retry-after': '30' })
+  t.equal((await app.inject('/5/4')).statusCode, 429, 'the route budget spent')
 })
 
 t.test('enforce sends the budget\'s headers, and over the limit a 429 in the contract\'s shape with retry-after', async t => {
@@ -24,7 +46,7 @@ t.test('enforce sends the budget\'s headers, and over the limit a 429 in the con
   const budget = createBudget('default', { max: 2, timeWindow: 10_000 })
   const limited: string[] = []
   app.get('/:current', async (request, reply) => {
-    enforce(budget, { current: Number((request.params as { current: string }).current), ttl: 4200 }, reply, ({ name }) => limited.push(name))
+    enforce([{ budget, count: { current: Number((request.params as { current: string }).current), ttl: 4200 } }], reply, ({ name }) => limited.push(name))
     return 'ok'
   })
   const within = await app.inject('/2')

@@ -6,18 +6,19 @@ import { login, register } from '../../users.js'
 const registerFrom = async (app: FastifyInstance, ip: string, i: number) =>
   await app.inject({ method: 'POST', url: '/auth/register', remoteAddress: ip, payload: { email: `r${i}-${ip}@example.com`, password: 'a good password', name: 'R' } })
 
-t.test('POST /auth/register has a budget of its own per IP, exact across two instances, apart from the default budget', async t => {
+t.test('POST /auth/register has a budget of its own per IP, exact across two instances, charged beside the default budget', async t => {
   const env = await testEnv(t, { REGISTER_RATE_LIMIT_MAX: '3', REGISTER_RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_MAX: '50' })
   const [a, b] = [await build(t, env), await build(t, env)]
   const answers = await Promise.all(Array.from({ length: 8 }, async (_, i) => await registerFrom(i % 2 === 0 ? a : b, '203.0.113.9', i)))
   t.equal(answers.filter(res => res.statusCode === 201).length, 3, 'three registrations in total')
   const limited = answers.find(res => res.statusCode === 429)
-  t.match(limited?.headers, { 'x-ratelimit-limit': '3', 'ratelimit-policy': '"POST /auth/register";q=3;w=60', 'retry-after': /^\d+$/ })
+  t.match(limited?.headers, { 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'retry-after': /^\d+$/ })
   t.equal((await registerFrom(a, '198.51.100.9', 9)).statusCode, 201, 'another IP has its own')
 
   const other = await a.inject({ url: '/users/me', remoteAddress: '203.0.113.9' })
-  t.equal(other.statusCode, 401, 'the IP\'s default budget was not spent by the registrations')
-  t.match(other.headers, { 'x-ratelimit-limit': '50', 'x-ratelimit-remaining': '49', 'ratelimit-policy': '"default";q=50;w=60' })
+  t.equal(other.statusCode, 401)
+  t.match(other.headers, { 'x-ratelimit-limit': '50', 'x-ratelimit-remaining': '41', 'ratelimit-policy': '"default";q=50;w=60' }, 'the eight registrations were charged to the default budget too')
+  t.equal(limited?.headers['ratelimit-policy'], '"default";q=50;w=60, "POST /auth/register";q=3;w=60')
   const counted = await Promise.all([a, b].map(async app => (await app.metrics.registry.getSingleMetricAsString('pulsewatch_rate_limited_requests_total')).match(/limit="POST \/auth\/register"} (\d+)/)?.[1]))
   t.equal(counted.reduce((sum, n) => sum + Number(n ?? 0), 0), 5, 'the 429s are counted under the route\'s budget')
 })
@@ -33,7 +34,15 @@ t.test('POST /auth/refresh has a budget of its own, charged to the IP whatever t
   t.equal((await refresh(first.json().refreshToken)).statusCode, 200)
   const third = await refresh('a'.repeat(43))
   t.equal(third.statusCode, 429, 'the third refresh from the IP is refused before any check')
-  t.equal(third.headers['ratelimit-policy'], '"POST /auth/refresh";q=2;w=60')
+  t.equal(third.headers.ratelimit, '"POST /auth/refresh";r=0;t=60')
+})
+
+t.test('a route budget never loosens the default one: with RATE_LIMIT_MAX spent, registration is refused too, so exactly RATE_LIMIT_MAX requests of a client pass in total', async t => {
+  const app = await build(t, await testEnv(t, { RATE_LIMIT_MAX: '4', REGISTER_RATE_LIMIT_MAX: '20' }))
+  const statuses = []
+  for (let i = 0; i < 3; i++) statuses.push((await app.inject({ url: '/users/me', remoteAddress: '203.0.113.11' })).statusCode)
+  for (let i = 0; i < 3; i++) statuses.push((await registerFrom(app, '203.0.113.11', i)).statusCode)
+  t.same(statuses, [401, 401, 401, 201, 429, 429])
 })
 
 t.test('a route limit must be in range: the variables are checked at start like the others', async t => {

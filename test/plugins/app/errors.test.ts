@@ -7,11 +7,12 @@ import errorHandler, { errors } from '../../../plugins/app/errors.js'
 interface Line { level: number, msg: string, err?: { message: string } }
 
 const DEBUG = 20
+const WARN = 40
 const ERROR = 50
 
 /**
  * A bare Fastify with the errors plugin and one route, which takes an integer `n` and throws `err`.
- * `logged`: the log lines that carry an error.
+ * `logged`: the log lines that carry an error; `again()` asks once more, `loggedSoFar()` reads them since.
  */
 async function answerTo (t: Test, err: Error, url = '/') {
   const lines: Line[] = []
@@ -21,7 +22,8 @@ async function answerTo (t: Test, err: Error, url = '/') {
   await app.register(errorHandler)
   app.get('/', { schema: { querystring: { type: 'object', properties: { n: { type: 'integer' } } } } }, async () => { throw err })
   const res = await app.inject(url)
-  return { res, body: res.json(), logged: lines.filter(line => line.err !== undefined) }
+  const withError = (): Line[] => lines.filter(line => line.err !== undefined)
+  return { res, body: res.json(), logged: withError(), again: async () => await app.inject(url), loggedSoFar: withError }
 }
 
 t.test('a 503 of the catalogue sends its message, code and retry-after, and is logged at debug only', async t => {
@@ -31,11 +33,13 @@ t.test('a 503 of the catalogue sends its message, code and retry-after, and is l
   t.same(logged.map(line => line.level), [DEBUG], 'an outage the breaker reports: no error line per request')
 })
 
-t.test('a PostgreSQL that cannot be reached answers a generic 503, logged at debug only', async t => {
+t.test('a PostgreSQL that cannot be reached answers a generic 503: the first refusal warns, the next ones are debug', async t => {
   const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' })
-  const { body, logged } = await answerTo(t, refused)
+  const { body, again, loggedSoFar } = await answerTo(t, refused)
   t.same(body, { statusCode: 503, error: 'Service Unavailable', message: 'A dependency is unavailable, try again shortly' })
-  t.same(logged.map(line => line.level), [DEBUG])
+  await again()
+  await again()
+  t.same(loggedSoFar().map(line => line.level), [WARN, DEBUG, DEBUG], 'one warn line per outage, not one per request')
 })
 
 t.test('a bug answers a generic 500 and is logged at error with its cause', async t => {
