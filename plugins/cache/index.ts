@@ -56,9 +56,11 @@ function createCacheDecorator (redis: Redis, breaker: RedisBreaker, log: Fastify
       const serialize = (args: A): string => `${options.fence(args)}#${options.key(args)}`
       cache.define(name, { serialize }, async (args: A) => ({ value: await load(args), hit: false }))
       const call = (cache as unknown as Record<string, (args: A) => Promise<Cached<T>>>)[name]!
+      // async-cache-dedupe's name for an entry, which the storage receives.
+      const storageKey = (args: A): string => `${name}~${serialize(args)}`
       const keys = (args: A): string[] => {
         const fence = options.fence(args)
-        return [dataKey(fence, `${name}~${serialize(args)}`), generationKey(fence)]
+        return [dataKey(fence, storageKey(args)), generationKey(fence)]
       }
       // A prefetched entry that is current is a hit without a round trip. A prefetched miss goes
       // through async-cache-dedupe (which joins loads in flight) without reading Redis again: its
@@ -71,11 +73,11 @@ function createCacheDecorator (redis: Redis, breaker: RedisBreaker, log: Fastify
           stats.hits++
           return { value: entry.value as T, hit: true }
         }
-        const storageKey = `${name}~${serialize(args)}`
-        storage.knownMiss(storageKey, prefetched.values[1])
+        const missed = storageKey(args)
+        storage.knownMiss(missed, prefetched.values[1])
         // async-cache-dedupe asks the storage at once, in this tick, unless the call joins a load in flight.
         const loading = call(args)
-        storage.forget(storageKey)
+        storage.forget(missed)
         return await loading
       }, { keys })
     },
