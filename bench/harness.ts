@@ -2,6 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { waitFor as waitUntil } from '../scripts/wait-for.js'
 import type { Redis } from 'ioredis'
 
 // ---------------------------------------------------------------- processes
@@ -111,20 +112,19 @@ export function spawnNode (name: string, args: string[], env: Record<string, str
   }
 }
 
-/** Waits until `url` answers 200 and `accept` likes the JSON body; fails early if the process exits. */
+/** Waits until `path` answers 200 and `accept` likes the JSON body; fails early if the process exits. */
 export async function waitFor (server: NodeProcess, path: string, accept: (body: unknown) => boolean = () => true, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
+  await waitUntil(async () => {
     if (server.child.exitCode !== null || server.child.signalCode !== null) {
       throw new Error(`${server.name} exited (${server.child.exitCode ?? server.child.signalCode}): ${server.tail()}`)
     }
     try {
       const response = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(2000) })
-      if (response.status === 200 && accept(await response.json())) return
-    } catch {}
-    await sleep(100)
-  }
-  throw new Error(`${server.name}: ${path} did not answer as expected within ${ms} ms: ${server.tail()}`)
+      return response.status === 200 && accept(await response.json())
+    } catch {
+      return false
+    }
+  }, { what: () => `${server.name} to answer ${path} as expected: ${server.tail()}`, timeoutMs: ms, intervalMs: 100 })
 }
 
 export function run (command: string, args: string[], cwd: string): void {

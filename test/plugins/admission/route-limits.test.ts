@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { build, testEnv } from '../../helper.js'
+import { build, privateRedis, testEnv } from '../../helper.js'
 import { login, register } from '../../users.js'
 
 const registerFrom = async (app: FastifyInstance, ip: string, i: number) =>
@@ -48,4 +48,17 @@ t.test('a route budget never loosens the default one: with RATE_LIMIT_MAX spent,
 t.test('a route limit must be in range: the variables are checked at start like the others', async t => {
   await t.rejects(build(t, await testEnv(t, { REGISTER_RATE_LIMIT_MAX: '0' })), /REGISTER_RATE_LIMIT_MAX/)
   await t.rejects(build(t, await testEnv(t, { REFRESH_RATE_LIMIT_WINDOW_MS: 'soon' })), /REFRESH_RATE_LIMIT_WINDOW_MS/)
+})
+
+t.test('Redis stopped: a route budget and the default one are both counted in memory, with the same numbers', async t => {
+  const redis = await privateRedis(t)
+  const app = await build(t, await testEnv(t, { REDIS_URL: redis.url, RATE_LIMIT_MAX: '4', REGISTER_RATE_LIMIT_MAX: '2' }))
+  await redis.stop({ crash: true })
+  const statuses = []
+  for (let i = 0; i < 3; i++) statuses.push((await registerFrom(app, '203.0.113.12', i)).statusCode)
+  t.same(statuses, [201, 201, 429], 'the route budget binds first')
+  const other = await app.inject({ url: '/users/me', remoteAddress: '203.0.113.12' })
+  t.equal(other.statusCode, 401)
+  t.equal(other.headers['x-ratelimit-remaining'], '0', 'all three registrations were charged to the default budget too')
+  t.equal((await app.inject({ url: '/users/me', remoteAddress: '203.0.113.12' })).statusCode, 429)
 })
