@@ -12,6 +12,7 @@ import authenticate from './plugins/admission/authenticate.js'
 import counters from './plugins/admission/counters.js'
 import revocation from './plugins/admission/revocation.js'
 import cache from './plugins/cache/index.js'
+import idempotency from './plugins/idempotency/index.js'
 import usersCache from './plugins/cache/users.js'
 import credentials from './plugins/app/credentials.js'
 import errors from './plugins/app/errors.js'
@@ -64,6 +65,7 @@ async function app (fastify: FastifyInstance, { config }: AppOptions): Promise<v
   await fastify.register(authenticate)
   await fastify.register(loginLimit)
   await fastify.register(credentials)
+  await fastify.register(idempotency)
   // After every hook, so that the docs routes get them; before the routes it documents.
   await fastify.register(swagger)
 

@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object({
   REFRESH_RATE_LIMIT_MAX: Integer(1, 1_000_000, 30),
   REFRESH_RATE_LIMIT_WINDOW_MS: Integer(100, 86_400_000, 60_000),
   CACHE_TTL: Integer(1, 86_400, 60),
+  IDEMPOTENCY_TTL: Integer(60, 604_800, 86_400),
+  IDEMPOTENCY_LEASE_MS: Integer(1000, 600_000, 10_000),
   TRUST_PROXY: Type.String({ minLength: 1, default: 'false' }),
   REVOCATION_FAIL_MODE: Type.Union([Type.Literal('closed'), Type.Literal('open')], { default: 'closed' }),
   MIGRATE_ON_START: Type.Boolean({ default: true }),

@@ -21,15 +21,16 @@ export const NoContent = Type.Null({ description: 'No content' })
 
 // What each error status means on this API, as the OpenAPI document tells consumers.
 const REASONS = {
-  400: 'Malformed JSON, or a body, path or query value that does not match the schema',
+  400: 'Malformed JSON, a body, path or query value that does not match the schema, or a malformed Idempotency-Key',
   401: 'Not authenticated: wrong credentials, or a missing, malformed, expired or revoked token',
   403: 'Only the user themself or an admin may do this',
   404: 'No such user',
-  409: 'Another user already has this email',
+  409: 'Another user already has this email; or the first request with this Idempotency-Key is still in progress (retry after retry-after)',
   413: 'The body is over 1 MiB',
   415: 'The body is not JSON',
+  422: 'This Idempotency-Key was already used for a different request',
   429: 'Rate limit exceeded: retry after the seconds in the retry-after header',
-  503: 'A dependency cannot answer now (PostgreSQL, or Redis for token checks); retry shortly'
+  503: 'A dependency cannot answer now (PostgreSQL, or Redis for token checks and Idempotency-Key); retry shortly'
 } as const
 
 type ErrorStatus = keyof typeof REASONS

@@ -123,6 +123,15 @@ export const privateRedis = async (t: Test): Promise<LocalServer> => await priva
 /** A PostgreSQL cluster of this test's own (about a second to start); gone at teardown. */
 export const privatePostgres = async (t: Test): Promise<LocalServer> => await privateServer(t, 'postgres', startPostgres)
 
+/**
+ * Sends a race's second request 0 to 19 event-loop turns after the first (a millisecond is already
+ * too late), so that the trials sweep the window in which their statements interleave.
+ */
+export async function staggered<T> (trial: number, send: () => Promise<T>): Promise<T> {
+  for (let turn = 0; turn < trial % 20; turn++) await new Promise(resolve => setImmediate(resolve))
+  return await send()
+}
+
 /** Runs `fn` and returns its result with the milliseconds it took. */
 export async function timed<T> (fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now()

@@ -31,6 +31,7 @@ export const errors = {
   nothingToChange: define('PW_NOTHING_TO_CHANGE', 400, 'body must have a field to change'),
   currentPasswordRequired: define('PW_CURRENT_PASSWORD_REQUIRED', 400, 'body/currentPassword is required to change your own email or password'),
   invalidCursor: define('PW_INVALID_CURSOR', 400, 'querystring/cursor is not a cursor this service issued'),
+  idempotencyKeyInvalid: define('PW_IDEMPOTENCY_KEY_INVALID', 400, 'headers/idempotency-key must be one string of 1 to 255 printable ASCII characters, quoted ("…") or a bare token'),
   tokenMissing: define('PW_TOKEN_MISSING', 401, 'Missing bearer token'),
   tokenInvalid: define('PW_TOKEN_INVALID', 401, 'Invalid or expired token'),
   tokenRevoked: define('PW_TOKEN_REVOKED', 401, 'Token has been revoked'),
@@ -40,11 +41,14 @@ export const errors = {
   notSelfOrAdmin: define('PW_NOT_SELF_OR_ADMIN', 403, 'Only the user or an admin may change this user'),
   userNotFound: define('PW_USER_NOT_FOUND', 404, 'User not found'),
   emailTaken: define('PW_EMAIL_TAKEN', 409, 'A user with this email already exists'),
+  idempotencyInFlight: retrying('PW_IDEMPOTENCY_IN_FLIGHT', 409, 'A request with this Idempotency-Key is still in progress, retry in %d second%s', seconds => [seconds, seconds === 1 ? '' : 's']),
+  idempotencyKeyReused: define('PW_IDEMPOTENCY_KEY_REUSED', 422, 'This Idempotency-Key was used for a different request: use a new key for a new request'),
   rateLimited: retrying('PW_RATE_LIMITED', 429, 'Rate limit exceeded, retry in %d second%s', seconds => [seconds, seconds === 1 ? '' : 's']),
   loginThrottled: retrying('PW_LOGIN_THROTTLED', 429, 'Too many failed logins, retry in %d seconds'),
   hashingBusy: retrying('PW_HASHING_BUSY', 503, 'Too many passwords are being checked, retry in %d seconds'),
   revocationUnavailable: define('PW_REVOCATION_UNAVAILABLE', 503, 'Token revocation cannot be checked right now, try again shortly'),
   revocationNotStored: define('PW_REVOCATION_NOT_STORED', 503, 'The revocation could not be stored safely, try again shortly'),
+  idempotencyUnavailable: retrying('PW_IDEMPOTENCY_UNAVAILABLE', 503, 'Idempotency-Key cannot be honoured while Redis is unavailable, retry in %d seconds'),
   draining: define('PW_DRAINING', 503, 'Draining for shutdown')
 }
 

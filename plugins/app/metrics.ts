@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * `metrics`: this instance's Prometheus registry. The counters that other plugins move when their event
- * happens are fields here (`rateLimited`, `revokedTokens`); whatever another plugin already counts
+ * happens are fields here (`rateLimited`, `revokedTokens`, `idempotency`); whatever another plugin already counts
  * (cache stats, the Redis breaker, the PostgreSQL pool) is read when Prometheus scrapes.
  */
 function createMetrics () {
@@ -28,6 +28,12 @@ function createMetrics () {
     revokedTokens: new Counter({
       name: 'pulsewatch_revoked_token_rejections_total',
       help: 'Requests refused with 401 because their verified token, login or generation was revoked',
+      registers
+    }),
+    idempotency: new Counter({
+      name: 'pulsewatch_idempotency_requests_total',
+      help: 'Requests with an Idempotency-Key that did not run, by outcome: replayed (the stored answer), conflict (409: the first is in flight), mismatch (422: the key was used for another request), unavailable (503: Redis is away)',
+      labelNames: ['outcome'] as const,
       registers
     }),
     redisErrors: new Counter({ name: 'pulsewatch_redis_errors_total', help: 'Error events of the Redis client (failed connections and connection faults)', registers }),

@@ -12,7 +12,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   const { REGISTER_RATE_LIMIT_MAX, REGISTER_RATE_LIMIT_WINDOW_MS, REFRESH_RATE_LIMIT_MAX, REFRESH_RATE_LIMIT_WINDOW_MS } = fastify.config
 
   fastify.post('/register', {
-    config: { rateLimit: { max: REGISTER_RATE_LIMIT_MAX, timeWindow: REGISTER_RATE_LIMIT_WINDOW_MS } },
+    config: { rateLimit: { max: REGISTER_RATE_LIMIT_MAX, timeWindow: REGISTER_RATE_LIMIT_WINDOW_MS }, idempotent: true },
     schema: {
       tags: ['auth'],
       summary: 'Create an account',

@@ -30,6 +30,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/logout-all', {
+    config: { idempotent: true },
     schema: {
       tags: ['auth'],
       summary: 'Revoke every token issued to this user so far',

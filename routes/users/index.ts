@@ -79,6 +79,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.patch('/:id', {
+    config: { idempotent: true },
     preHandler: reauthenticate,
     schema: {
       tags: ['users'],
@@ -102,6 +103,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/:id', {
+    config: { idempotent: true },
     schema: {
       tags: ['users'],
       summary: 'Delete a user and revoke its tokens (self or admin)',

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { CLOCK_TOLERANCE_MS } from '../../../plugins/external/jwt.js'
-import { twoInstances } from '../../helper.js'
+import { staggered, twoInstances } from '../../helper.js'
 import { bearer, register, type Pair } from '../../users.js'
 
 // The attack of issue 14: a refresh sent together with the logout (or the reuse detection) that ends
@@ -17,13 +17,6 @@ async function instances (t: Test): Promise<Instances> {
 
 const refresh = async (app: FastifyInstance, refreshToken: string) =>
   await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken } })
-
-// The second request of a trial leaves 0 to 19 event-loop turns after the first (a millisecond is
-// already too late), so the trials sweep the window in which their statements interleave.
-const staggered = async <T> (trial: number, send: () => Promise<T>): Promise<T> => {
-  for (let turn = 0; turn < trial % 20; turn++) await new Promise(resolve => setImmediate(resolve))
-  return await send()
-}
 
 /**
  * What a refresh that answered 200 handed out must be dead: its refresh token refused, its access
