@@ -25,6 +25,18 @@ export default fp(async function authenticate (fastify) {
     if ([route.onRequest].flat().includes(fastify.authenticate)) throw new Error(`${route.url}: register it in routes/protected.ts instead of onRequest: authenticate`)
   })
 
+  // logout-all, deleting oneself and a new password revoke the token that sent them. Its retry, with
+  // an Idempotency-Key, is let through to the idempotency preHandler, which replays the first answer to
+  // the same login or refuses with the 401 spared here; it never reaches a handler.
+  const awaitingReplay = new WeakSet<FastifyRequest>()
+  fastify.decorate('revokedToken', {
+    awaitsReplay: (request: FastifyRequest): boolean => awaitingReplay.has(request),
+    refuse (reply: FastifyReply): FastifyError {
+      metrics.revokedTokens.inc()
+      return unauthorized(reply, errors.tokenRevoked())
+    }
+  })
+
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     if (request.headers.authorization === undefined) throw unauthorized(reply, errors.tokenMissing())
     const { claims, revocation: read } = request.admission
@@ -40,9 +52,10 @@ export default fp(async function authenticate (fastify) {
       if (!failOpen) throw errors.revocationUnavailable()
       state = 'ok'
     }
-    if (state === 'revoked') {
-      metrics.revokedTokens.inc()
-      throw unauthorized(reply, errors.tokenRevoked())
+    if (state === 'revoked' && request.routeOptions.config.idempotent === true && request.headers['idempotency-key'] !== undefined) {
+      awaitingReplay.add(request)
+    } else if (state === 'revoked') {
+      throw fastify.revokedToken.refuse(reply)
     }
     request.user = claims
   })
@@ -51,6 +64,12 @@ export default fp(async function authenticate (fastify) {
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** A revoked token let through on an idempotent route, to be answered only from its own stored answer. */
+    revokedToken: {
+      awaitsReplay: (request: FastifyRequest) => boolean
+      /** The 401 (and its count) that authenticate did not send. */
+      refuse: (reply: FastifyReply) => FastifyError
+    }
   }
 }
 

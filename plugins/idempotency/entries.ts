@@ -5,8 +5,11 @@ import { stringify } from 'safe-stable-stringify'
 /** An answer as its client got it: the status, the headers it needs, the body byte for byte. */
 export interface StoredAnswer { status: number, headers: Record<string, string>, body: string | null }
 
-/** A key's value: the fingerprint of the request that took it, then its owner while it runs, or its answer. */
-interface Entry { fingerprint: string, owner?: string, answer?: StoredAnswer }
+/**
+ * A key's value: the fingerprint of the request that took it, then its owner while it runs, or its
+ * answer, with the login (token `sid`) that sent it on an authenticated route.
+ */
+interface Entry { fingerprint: string, owner?: string, answer?: StoredAnswer, login?: string }
 
 /** What a write's WAIT found: whether the key still held this request's mark, and enough replicas had it. */
 export interface Written { owned: boolean, replicated: boolean }
@@ -18,7 +21,7 @@ export interface Started {
   finish: (answer: StoredAnswer | undefined) => Promise<Written>
 }
 
-export type Begun = Started | { state: 'unreplicated' } | { state: 'in-flight' } | { state: 'mismatch' } | { state: 'done', answer: StoredAnswer }
+export type Begun = Started | { state: 'unreplicated' } | { state: 'in-flight' } | { state: 'mismatch' } | { state: 'done', answer: StoredAnswer, login?: string }
 
 /** What makes two requests the same one: the draft's fingerprint, over what the handler is given. */
 export interface RequestParts { method: string, route: string, params: unknown, body: unknown }
@@ -85,6 +88,12 @@ export function createEntries (redis: Redis, { secret, ttlMs, leaseMs, durabilit
     return { result: results![0]![1] as T, replicated: durability.replicas === 0 || Number(results![1]![1]) >= durability.replicas }
   }
 
+  function judge (held: string, fingerprint: string): Begun {
+    const entry = JSON.parse(held) as Entry
+    if (entry.fingerprint !== fingerprint) return { state: 'mismatch' }
+    return entry.answer === undefined ? { state: 'in-flight' } : { state: 'done', answer: entry.answer, login: entry.login }
+  }
+
   return {
     /**
      * `idem:<client>:<METHOD>:<route>:<sha256 of the key>`; the client (`user:{id}` or `ip:{address}`)
@@ -101,12 +110,12 @@ export function createEntries (redis: Redis, { secret, ttlMs, leaseMs, durabilit
     },
 
     /** Takes the key, or says what holds it; 'unreplicated' when the mark did not reach the replicas asked for (and is gone). */
-    async begin (key: string, fingerprint: string): Promise<Begun> {
+    async begin (key: string, fingerprint: string, login?: string): Promise<Begun> {
       const mark = JSON.stringify({ fingerprint, owner: randomUUID() } satisfies Entry)
       const { result: held, replicated } = await write<string | null>(batch => batch.pwIdempotencyBegin(key, mark, leaseMs))
       if (held === null) {
         const finish = async (answer: StoredAnswer | undefined): Promise<Written> => {
-          const entry = answer === undefined ? '' : JSON.stringify({ fingerprint, answer } satisfies Entry)
+          const entry = answer === undefined ? '' : JSON.stringify({ fingerprint, answer, login } satisfies Entry)
           const { result, replicated } = await write<number>(batch => batch.pwIdempotencyFinish(key, mark, entry, ttlMs))
           return { owned: result === 1, replicated }
         }
@@ -117,9 +126,13 @@ export function createEntries (redis: Redis, { secret, ttlMs, leaseMs, durabilit
         }
         return { state: 'started', renew: async () => await redis.pwIdempotencyRenew(key, mark, leaseMs) === 1, finish }
       }
-      const entry = JSON.parse(held) as Entry
-      if (entry.fingerprint !== fingerprint) return { state: 'mismatch' }
-      return entry.answer === undefined ? { state: 'in-flight' } : { state: 'done', answer: entry.answer }
+      return judge(held, fingerprint)
+    },
+
+    /** What the key holds, without taking it: for a request that may only be replayed to. */
+    async peek (key: string, fingerprint: string): Promise<Begun | undefined> {
+      const held = await redis.get(key)
+      return held === null ? undefined : judge(held, fingerprint)
     }
   }
 }

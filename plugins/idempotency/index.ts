@@ -33,7 +33,7 @@ const IdempotencyHeader = Type.Object({
  * request with a key runs, a repeat gets its answer. Routes without the option get no hook at all.
  */
 export default fp(async function idempotency (fastify) {
-  const { redis, redisBreaker, metrics } = fastify
+  const { redis, redisBreaker, metrics, revokedToken } = fastify
   const { IDEMPOTENCY_TTL, IDEMPOTENCY_LEASE_MS, JWT_SECRET, REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS } = fastify.config
   const entries = createEntries(redis, {
     secret: JWT_SECRET,
@@ -68,10 +68,12 @@ export default fp(async function idempotency (fastify) {
     const claims = request.admission.claims
     const client = claims === undefined ? `ip:{${normalizeIP(request.ip)}}` : `user:{${claims.sub}}`
     const fingerprint = entries.fingerprint({ method: request.method, route, params: request.params, body: request.body })
+    const entryKey = entries.keyOf(client, request.method, route, key)
+    if (revokedToken.awaitsReplay(request)) return await replayToRevoked(request, reply, entryKey, fingerprint)
 
     const begun = redisBreaker.open
       ? undefined
-      : await entries.begin(entries.keyOf(client, request.method, route, key), fingerprint).catch((err: unknown) => { redisBreaker.trip(err) })
+      : await entries.begin(entryKey, fingerprint, claims?.sid).catch((err: unknown) => { redisBreaker.trip(err) })
     if (begun === undefined || begun.state === 'unreplicated') {
       // Without its store the service cannot promise "at most once": the client retries later.
       metrics.idempotency.inc({ outcome: 'unavailable' })
@@ -87,12 +89,24 @@ export default fp(async function idempotency (fastify) {
       case 'in-flight':
         metrics.idempotency.inc({ outcome: 'conflict' })
         throw errors.idempotencyInFlight(1)
-      case 'done': {
-        metrics.idempotency.inc({ outcome: 'replayed' })
-        const { status, headers, body } = begun.answer
-        return await reply.code(status).headers(headers).header('idempotent-replayed', 'true').send(body ?? undefined)
-      }
+      case 'done':
+        return await replay(reply, begun.answer)
     }
+  }
+
+  async function replay (reply: FastifyReply, { status, headers, body }: StoredAnswer): Promise<void> {
+    metrics.idempotency.inc({ outcome: 'replayed' })
+    return await reply.code(status).headers(headers).header('idempotent-replayed', 'true').send(body ?? undefined)
+  }
+
+  /**
+   * A retry whose token its first send revoked: the stored answer of that same request, sent by the
+   * same login, else the 401. It never takes the key, and never runs.
+   */
+  async function replayToRevoked (request: FastifyRequest, reply: FastifyReply, entryKey: string, fingerprint: string): Promise<void> {
+    const found = redisBreaker.open ? undefined : await entries.peek(entryKey, fingerprint).catch((err: unknown) => { redisBreaker.trip(err) })
+    if (found?.state !== 'done' || found.login === undefined || found.login !== request.user.sid) throw revokedToken.refuse(reply)
+    return await replay(reply, found.answer)
   }
 
   /**
@@ -137,7 +151,7 @@ export default fp(async function idempotency (fastify) {
     holding.delete(request)
     clearInterval(inFlight.renewal)
   }
-}, { name: 'idempotency', dependencies: ['redis', 'redis-breaker', 'metrics', 'admission', 'errors'] })
+}, { name: 'idempotency', dependencies: ['redis', 'redis-breaker', 'metrics', 'admission', 'authenticate', 'errors'] })
 
 function storable (reply: FastifyReply, payload: unknown): StoredAnswer | undefined {
   const status = reply.statusCode
