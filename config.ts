@@ -45,6 +45,13 @@ export const ConfigSchema = Type.Object({
   CACHE_TTL: Integer(1, 86_400, 60),
   IDEMPOTENCY_TTL: Integer(60, 604_800, 86_400),
   IDEMPOTENCY_LEASE_MS: Integer(1000, 600_000, 10_000),
+  // The worker (worker.ts): its queue Redis, the purge's schedule and retention, shutdown and job locks.
+  QUEUE_REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  PURGE_EVERY_MS: Integer(1000, 604_800_000, 3_600_000),
+  PURGE_RETENTION_DAYS: Integer(0, 3650, 30),
+  PURGE_BATCH_SIZE: Integer(1, 100_000, 1000),
+  JOB_LOCK_MS: Integer(1000, 600_000, 30_000),
+  WORKER_SHUTDOWN_TIMEOUT_MS: Integer(1000, 600_000, 25_000),
   TRUST_PROXY: Type.String({ minLength: 1, default: 'false' }),
   REVOCATION_FAIL_MODE: Type.Union([Type.Literal('closed'), Type.Literal('open')], { default: 'closed' }),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
@@ -54,7 +61,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>
 
 /** Variables that may carry credentials: never echoed, and without a default in production. */
-const SECRETS = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD']
+const SECRETS = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_REDIS_URL', 'REDIS_SENTINEL_PASSWORD']
 const REQUIRED_IN_PRODUCTION = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']
 
 export class ConfigError extends Error {
@@ -103,6 +110,21 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     throw new ConfigError('METRICS_PORT must differ from PORT: it gives /metrics a port of its own')
   }
   return config as Config
+}
+
+/** Ends a process that cannot start, with one line naming the program and the reason. */
+export function refuseToStart (program: string, message: string): never {
+  process.stderr.write(`${program}: ${message}\n`)
+  process.exit(1)
+}
+
+/** The configuration of an entry point (server.ts, worker.ts); a bad variable ends the process with one line. */
+export function configOrExit (program: string): Config {
+  try {
+    return loadConfig(process.env)
+  } catch (err) {
+    return refuseToStart(program, (err as Error).message)
+  }
 }
 
 const MAX_HOPS = 16

@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import { setFlagsFromString } from 'node:v8'
 import app, { serverOptions } from './app.js'
-import { loadConfig, type Config } from './config.js'
+import { configOrExit, refuseToStart } from './config.js'
 import { metricsRoute } from './routes/metrics.js'
 
 // Garbage-collector settings for a server of short-lived request objects (read at every GC, so set
@@ -11,17 +11,8 @@ import { metricsRoute } from './routes/metrics.js'
 setFlagsFromString('--no-allocation-site-pretenuring')
 setFlagsFromString('--heap-growing-percent=50')
 
-function fail (message: string): never {
-  process.stderr.write(`pulsewatch: ${message}\n`)
-  process.exit(1)
-}
-
-let config: Config
-try {
-  config = loadConfig(process.env)
-} catch (err) {
-  fail((err as Error).message)
-}
+const fail = (message: string): never => refuseToStart('pulsewatch', message)
+const config = configOrExit('pulsewatch')
 
 const fastify = Fastify(serverOptions(config))
 // METRICS_PORT: /metrics alone on a port of its own, which no ingress routes to (the app leaves it off PORT).

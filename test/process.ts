@@ -23,10 +23,10 @@ export function withoutTapLoader (command: string, args: string[]): [string, str
   return ['env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', command, ...args]]
 }
 
-/** Runs server.ts from source in a child process, as `npm run dev` does but without the local servers. */
-export async function spawnServer (t: Test, env: Record<string, string>): Promise<ServerProcess> {
+/** Runs server.ts (or another entry, worker.ts) from source in a child process, as `npm run dev` does but without the local servers. */
+export async function spawnServer (t: Test, env: Record<string, string>, entry = 'server.ts'): Promise<ServerProcess> {
   const port = await freePort()
-  const child = spawn(...withoutTapLoader(process.execPath, ['--import', 'tsx', 'server.ts']), {
+  const child = spawn(...withoutTapLoader(process.execPath, ['--import', 'tsx', entry]), {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -9,7 +9,7 @@ import { ROOT } from '../../scripts/tools.js'
 import { CHART, DEV, MAJORS, PROD, decode, one, render, runHelm, selects, templateArgs, API, apiContainer, type Manifest } from './support.js'
 
 // Variables that come from the Secret rather than the ConfigMap.
-const SECRET_VARIABLES = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD']
+const SECRET_VARIABLES = ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'QUEUE_REDIS_URL']
 
 for (const major of MAJORS) {
   t.test(`helm ${major} lints the chart with --strict for the default, dev and prod values`, async t => {
@@ -109,4 +109,10 @@ t.test('the chart\'s appVersion is the package version, so the default image tag
   const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'))
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
   t.equal(chart.appVersion, pkg.version)
+})
+
+t.test('the worker\'s queue Redis URL is kept in the Secret when given, and absent otherwise', async t => {
+  const given = decode(one<Secret>(await render(4, [DEV], ['secrets.queueRedisUrl=redis://queue:6379']), 'Secret').data)
+  t.equal(given.QUEUE_REDIS_URL, 'redis://queue:6379')
+  t.notOk('QUEUE_REDIS_URL' in decode(one<Secret>(await render(4, [DEV]), 'Secret').data))
 })

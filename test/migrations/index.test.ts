@@ -11,19 +11,32 @@ t.test('several app instances starting at once on one empty database all come up
   const apps = await Promise.all([1, 2, 3].map(async () => await build(t, env)))
   for (const app of apps) t.equal((await app.inject('/readyz')).json().status, 'ok')
   const { rows } = await apps[0]!.pg.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')
-  t.same(rows.map(row => Number(row.version)), [0, 1, 2], 'each migration recorded once')
+  t.same(rows.map(row => Number(row.version)), [0, 1, 2, 3], 'each migration recorded once')
 })
 
 t.test('migrate() is idempotent and can go down and up again', async t => {
   const url = await createDatabase(t)
-  t.match(await migrate(url), { from: 0, to: 2, applied: 2 })
-  t.match(await migrate(url), { from: 2, to: 2, applied: 0 })
-  t.match(await migrate(url, '0'), { from: 2, to: 0, applied: 2 })
+  t.match(await migrate(url), { from: 0, to: 3, applied: 3 })
+  t.match(await migrate(url), { from: 3, to: 3, applied: 0 })
+  t.match(await migrate(url, '0'), { from: 3, to: 0, applied: 3 })
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   t.teardown(async () => await client.end())
   t.equal((await client.query("SELECT to_regclass('users') AS t")).rows[0].t, null, 'undo dropped the tables')
-  t.match(await migrate(url), { from: 0, to: 2, applied: 2 })
+  t.match(await migrate(url), { from: 0, to: 3, applied: 3 })
+})
+
+t.test('migration 3 adds the purge job\'s indexes, and its undo drops them', async t => {
+  const url = await createDatabase(t)
+  await migrate(url)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(async () => await client.end())
+  const indexes = async (): Promise<string[]> => (await client.query<{ name: string }>(
+    "SELECT indexname AS name FROM pg_indexes WHERE indexname IN ('refresh_tokens_expires_at', 'sessions_revoked_at') ORDER BY 1")).rows.map(row => row.name)
+  t.same(await indexes(), ['refresh_tokens_expires_at', 'sessions_revoked_at'])
+  await migrate(url, '2')
+  t.same(await indexes(), [])
 })
 
 t.test('MIGRATE_ON_START=false leaves the database alone', async t => {
@@ -35,7 +48,7 @@ t.test('MIGRATE_ON_START=false leaves the database alone', async t => {
 t.test('npm run migrate applies the migrations for operators', async t => {
   const url = await createDatabase(t)
   const { stdout } = await promisify(execFile)(...withoutTapLoader('npm', ['run', '--silent', 'migrate']), { env: { ...process.env, DATABASE_URL: url } })
-  t.match(stdout, /version 0 → 2 \(2 applied\)/)
+  t.match(stdout, /version 0 → 3 \(3 applied\)/)
   t.match(await migrate(url), { applied: 0 })
 })
 
