@@ -40,9 +40,20 @@ pool.on('error', err => log.warn({ err }, 'idle postgres connection lost'))
 
 const queue = new Queue(QUEUE, { connection, prefix })
 // Idempotent: every worker replica declares the same schedule at start, and one job runs per interval.
-await queue.upsertJobScheduler(PURGE, { every: config.PURGE_EVERY_MS }, {
-  name: PURGE,
-  opts: { removeOnComplete: { count: 100, age: 7 * DAY_MS / 1000 }, removeOnFail: { count: 1000, age: 30 * DAY_MS / 1000 } }
+async function schedulePurge (): Promise<void> {
+  await queue.upsertJobScheduler(PURGE, { every: config.PURGE_EVERY_MS }, {
+    name: PURGE,
+    opts: { removeOnComplete: { count: 100, age: 7 * DAY_MS / 1000 }, removeOnFail: { count: 1000, age: 30 * DAY_MS / 1000 } }
+  })
+  log.info({ every: config.PURGE_EVERY_MS }, 'purge scheduled')
+}
+await schedulePurge()
+// A Redis that comes back empty (restarted without persistence, or failed over to a replica that was
+// behind) has forgotten the schedule: declare it again, only then, so a blip does not rerun the purge.
+connection.on('ready', () => {
+  queue.getJobScheduler(PURGE)
+    .then(async scheduler => { if (scheduler === undefined) await schedulePurge() })
+    .catch((err: unknown) => log.warn({ err }, 'cannot check the purge schedule after reconnecting'))
 })
 
 // A job whose worker died is taken up again once its lock lapses, checked as often as the lock lasts.

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { makeTempDir, startRedis } from '../scripts/servers.js'
-import { build, testEnv, type Env } from './helper.js'
+import { build, testEnv, waitFor, type Env } from './helper.js'
 import { printed, spawnServer, type ServerProcess } from './process.js'
 import { register } from './users.js'
 
@@ -89,6 +89,24 @@ t.test('SIGKILL mid-job: another worker takes the job up once its lock lapses', 
   t.equal(await sessionExists(env, doomed), false, 'the purge ran to its end')
   second.child.kill('SIGTERM')
   t.same(await second.exited, { code: 0, signal: null })
+})
+
+t.test('Redis restarted empty under a running worker: it reconnects, schedules the purge again, and jobs flow, without a restart', async t => {
+  const dir = makeTempDir('pw-restart-')
+  const redis = await startRedis(join(dir, 'redis'))
+  t.teardown(async () => await redis.stop())
+  const env = await preparedEnv(t, { REDIS_URL: redis.url })
+  const worker = await spawnWorker(t, env)
+  await printed(worker, /"msg":"job completed"/, 20_000)
+
+  await redis.stop({ crash: true })
+  await redis.start()
+  const completed = (): number => worker.stdout().match(/"msg":"job completed"/g)?.length ?? 0
+  await printed(worker, /"msg":"purge scheduled"[\s\S]*"msg":"purge scheduled"/, 30_000)
+  await waitFor(() => completed() === 2, { what: 'the purge to run again on the restarted Redis', timeoutMs: 30_000 })
+  t.equal(worker.child.exitCode, null, 'the same process')
+  worker.child.kill('SIGTERM')
+  t.same(await worker.exited, { code: 0, signal: null })
 })
 
 t.test('a queue Redis that may evict: refused in production with one line naming it, a warning elsewhere', async t => {
