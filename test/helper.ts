@@ -124,6 +124,25 @@ export const privateRedis = async (t: Test): Promise<LocalServer> => await priva
 export const privatePostgres = async (t: Test): Promise<LocalServer> => await privateServer(t, 'postgres', startPostgres)
 
 /**
+ * Holds a table locked, as a stuck PostgreSQL would, so that a request or job that writes to it waits
+ * mid-way, until `release`. A killed process's statement still waits then (PostgreSQL learns of a dead
+ * client only when it next writes to it): `endWaiting` ends it, as the client's death would have.
+ */
+export async function lockTable (t: Test, databaseUrl: string, table: 'users' | 'refresh_tokens'): Promise<{ release: (options?: { endWaiting: boolean }) => Promise<void> }> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  t.teardown(async () => await client.end())
+  await client.query('BEGIN')
+  await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+  return {
+    release: async ({ endWaiting } = { endWaiting: false }) => {
+      if (endWaiting) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = \'Lock\' AND pid <> pg_backend_pid()')
+      await client.query('COMMIT')
+    }
+  }
+}
+
+/**
  * Sends a race's second request 0 to 19 event-loop turns after the first (a millisecond is already
  * too late), so that the trials sweep the window in which their statements interleave.
  */

@@ -19,4 +19,10 @@ export async function login (app: FastifyInstance, user: { email: string, passwo
   return res.json()
 }
 
+/** How many accounts have this (lowercased) email: 1 once registered, never 2. */
+export async function accountsWithEmail (app: FastifyInstance, email: string): Promise<number> {
+  const { rows } = await app.pg.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE email = $1', [email])
+  return rows[0]!.n
+}
+
 export const bearer = (token: string): { authorization: string } => ({ authorization: `Bearer ${token}` })

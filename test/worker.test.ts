@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { makeTempDir, startRedis } from '../scripts/servers.js'
-import { build, testEnv, waitFor, type Env } from './helper.js'
+import { build, lockTable, testEnv, waitFor, type Env } from './helper.js'
 import { printed, spawnServer, type ServerProcess } from './process.js'
 import { register } from './users.js'
 
@@ -26,16 +26,6 @@ async function expiredLogin (env: Env): Promise<string> {
   }
 }
 
-/** Holds refresh_tokens locked, so that a purge in flight waits, until `release`. */
-async function lockTokens (t: Test, env: Env): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: env.DATABASE_URL })
-  await client.connect()
-  t.teardown(async () => await client.end())
-  await client.query('BEGIN')
-  await client.query('LOCK TABLE refresh_tokens IN ACCESS EXCLUSIVE MODE')
-  return async () => { await client.query('COMMIT') }
-}
-
 async function sessionExists (env: Env, id: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: env.DATABASE_URL })
   await client.connect()
@@ -56,7 +46,7 @@ async function preparedEnv (t: Test, overrides: Env = {}): Promise<Env> {
 t.test('the worker purges at start and on its schedule; SIGTERM mid-job lets the job finish, then exits 0', async t => {
   const env = await preparedEnv(t)
   const doomed = await expiredLogin(env)
-  const release = await lockTokens(t, env)
+  const { release } = await lockTable(t, env.DATABASE_URL!, 'refresh_tokens')
   const worker = await spawnWorker(t, env)
   await printed(worker, /"msg":"job started"/, 20_000)
 
@@ -74,7 +64,7 @@ t.test('the worker purges at start and on its schedule; SIGTERM mid-job lets the
 t.test('SIGKILL mid-job: another worker takes the job up once its lock lapses', async t => {
   const env = await preparedEnv(t, { JOB_LOCK_MS: '1000' })
   const doomed = await expiredLogin(env)
-  const release = await lockTokens(t, env)
+  const { release } = await lockTable(t, env.DATABASE_URL!, 'refresh_tokens')
   const first = await spawnWorker(t, env)
   await printed(first, /"msg":"job started"/, 20_000)
   const id = /"id":"([^"]+)","msg":"job started"/.exec(first.stdout())?.[1]

@@ -52,24 +52,38 @@ export default fp(async function idempotency (fastify) {
     }
     route.schema = documented(route.schema)
     route.schemaErrorFormatter = keyErrorFirst(route.schemaErrorFormatter)
+    // A revoked token is answered before validation, so that whatever it sends it gets 401 (API.md),
+    // never a 400 that tells it about its body.
+    route.preValidation = [answerRevokedToken, ...[route.preValidation ?? []].flat()]
     // First among the route's preHandlers: after authentication and validation, before any work.
     route.preHandler = [takeIdempotencyKey, ...[route.preHandler ?? []].flat()]
     route.onSend = [...[route.onSend ?? []].flat(), storeIdempotentAnswer]
     route.onResponse = [...[route.onResponse ?? []].flat(), letGo]
   })
 
-  async function takeIdempotencyKey (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const header = request.headers['idempotency-key']
-    if (header === undefined) return
-    // The route schema has refused a malformed key already; this only unquotes it.
-    const key = typeof header === 'string' ? parseIdempotencyKey(header) : undefined
-    if (key === undefined) throw errors.idempotencyKeyInvalid()
+  /** The request's entry key and fingerprint, or undefined for a malformed key. */
+  function identify (request: FastifyRequest, header: string): { entryKey: string, fingerprint: string } | undefined {
+    const key = parseIdempotencyKey(header)
+    if (key === undefined) return undefined
     const route = request.routeOptions.url ?? request.url
     const claims = request.admission.claims
     const client = claims === undefined ? `ip:{${normalizeIP(request.ip)}}` : `user:{${claims.sub}}`
-    const fingerprint = entries.fingerprint({ method: request.method, route, params: request.params, body: request.body })
-    const entryKey = entries.keyOf(client, request.method, route, key)
-    if (revokedToken.awaitsReplay(request)) return await replayToRevoked(request, reply, entryKey, fingerprint)
+    return {
+      entryKey: entries.keyOf(client, request.method, route, key),
+      fingerprint: entries.fingerprint({ method: request.method, route, params: request.params, body: request.body })
+    }
+  }
+
+  async function takeIdempotencyKey (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const header = request.headers['idempotency-key']
+    if (header === undefined) return
+    // Never run a request whose token is revoked (answerRevokedToken has answered it already).
+    if (revokedToken.awaitsReplay(request)) throw revokedToken.refuse(reply)
+    // The route schema has refused a malformed key already; this only unquotes it.
+    const identity = typeof header === 'string' ? identify(request, header) : undefined
+    if (identity === undefined) throw errors.idempotencyKeyInvalid()
+    const { entryKey, fingerprint } = identity
+    const claims = request.admission.claims
 
     const begun = redisBreaker.open
       ? undefined
@@ -101,10 +115,17 @@ export default fp(async function idempotency (fastify) {
 
   /**
    * A retry whose token its first send revoked: the stored answer of that same request, sent by the
-   * same login, else the 401. It never takes the key, and never runs.
+   * same login, else the 401. It never takes the key, and never runs. Before validation, the
+   * fingerprint is of the body as parsed: the same as validated on these routes, whose body schemas
+   * set no defaults (were it not, the retry would get the 401, never another request's answer).
    */
-  async function replayToRevoked (request: FastifyRequest, reply: FastifyReply, entryKey: string, fingerprint: string): Promise<void> {
-    const found = redisBreaker.open ? undefined : await entries.peek(entryKey, fingerprint).catch((err: unknown) => { redisBreaker.trip(err) })
+  async function answerRevokedToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (!revokedToken.awaitsReplay(request)) return
+    const header = request.headers['idempotency-key']
+    const identity = typeof header === 'string' ? identify(request, header) : undefined
+    const found = identity === undefined || redisBreaker.open
+      ? undefined
+      : await entries.peek(identity.entryKey, identity.fingerprint).catch((err: unknown) => { redisBreaker.trip(err) })
     if (found?.state !== 'done' || found.login === undefined || found.login !== request.user.sid) throw revokedToken.refuse(reply)
     return await replay(reply, found.answer)
   }

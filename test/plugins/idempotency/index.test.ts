@@ -7,18 +7,13 @@ import { loadConfig } from '../../../config.js'
 import { TokenPair } from '../../../schemas/auth.js'
 import { testEnv, build, TEST_REDIS_URL } from '../../helper.js'
 import { parsePrometheus, valueOf } from '../../prometheus.js'
-import { bearer, login, register } from '../../users.js'
+import { accountsWithEmail, bearer, login, register } from '../../users.js'
 
 const newEmail = (): string => `i${randomBytes(5).toString('hex')}@example.com`
 const registration = (email = newEmail()) => ({ email, password: 'a good password', name: 'Idem Potent' })
 
 async function registerWith (app: FastifyInstance, key: string, payload: object, remoteAddress?: string): Promise<LightMyRequestResponse> {
   return await app.inject({ method: 'POST', url: '/auth/register', headers: { 'idempotency-key': key }, payload, ...(remoteAddress === undefined ? {} : { remoteAddress }) })
-}
-
-async function usersWithEmail (app: FastifyInstance, email: string): Promise<number> {
-  const { rows } = await app.pg.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE email = $1', [email])
-  return rows[0]!.n
 }
 
 async function outcomes (app: FastifyInstance): Promise<{ replayed: number, conflict: number, mismatch: number }> {
@@ -47,7 +42,7 @@ t.test('a retry after completion gets the stored answer, byte for byte, from any
   t.equal(again.body, first.body, 'the same bytes')
   t.equal(again.headers['content-type'], first.headers['content-type'])
   t.not(again.headers['x-request-id'], first.headers['x-request-id'], 'the replay has its own request id')
-  t.equal(await usersWithEmail(a, body.email), 1, 'the account was created once')
+  t.equal(await accountsWithEmail(a, body.email), 1, 'the account was created once')
 
   const before = await outcomes(b)
   const other = await registerWith(b, key, { ...body, name: 'Someone Else' })
@@ -188,6 +183,10 @@ t.test('a retry whose token its first send revoked gets the first answer, and on
     const otherKey = await b.inject({ ...logoutAll(first), headers: { ...bearer(first), 'idempotency-key': randomUUID() } })
     t.equal(otherKey.statusCode, 401, 'a revoked token with a key that holds no answer: 401, and nothing runs')
     t.equal((await b.inject({ ...logoutAll(first), headers: bearer(first) })).statusCode, 401, 'without a key: 401')
+    // API.md: a revoked token answers 401 on every bearer route, whatever else it sends.
+    const malformedKey = await b.inject({ ...logoutAll(first), headers: { ...bearer(first), 'idempotency-key': 'a b' } })
+    t.equal(malformedKey.statusCode, 401, 'a malformed key: 401, not 400')
+    t.equal(malformedKey.json().code, 'PW_TOKEN_REVOKED')
 
     const target = await register(a)
     const { accessToken } = await login(a, target)
@@ -208,6 +207,9 @@ t.test('a retry whose token its first send revoked gets the first answer, and on
     t.equal(replayed.body, changed.body)
     const otherBody = await b.inject(change({ name: 'Not Applied', password: 'a brand new password', currentPassword: changer.password }))
     t.equal(otherBody.statusCode, 401, 'another request under the key, with the revoked token: 401, not 422, and it does not run')
+    const invalidBody = await b.inject(change({ name: 42 }))
+    t.equal(invalidBody.statusCode, 401, 'an invalid body with the revoked token: 401, not 400')
+    t.equal(invalidBody.json().code, 'PW_TOKEN_REVOKED')
     const { rows } = await a.pg.query<{ name: string }>('SELECT name FROM users WHERE id = $1', [changer.id])
     t.equal(rows[0]!.name, changer.name)
   })
@@ -220,7 +222,7 @@ t.test('a malformed key is a 400 in the error shape, and the request does not ru
     const res = await a.inject({ method: 'POST', url: '/auth/register', headers: { 'idempotency-key': key }, payload: body })
     t.equal(res.statusCode, 400, JSON.stringify(key))
     t.match(res.json(), { statusCode: 400, error: 'Bad Request', code: 'PW_IDEMPOTENCY_KEY_INVALID' })
-    t.equal(await usersWithEmail(a, body.email), 0)
+    t.equal(await accountsWithEmail(a, body.email), 0)
   }
   const twice = await a.inject({ method: 'POST', url: '/auth/register', headers: { 'idempotency-key': ['"one"', '"two"'] }, payload: registration() })
   t.equal(twice.statusCode, 400, 'two header lines')

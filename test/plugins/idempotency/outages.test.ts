@@ -1,31 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { randomBytes, randomUUID } from 'node:crypto'
-import pg from 'pg'
-import t, { type Test } from 'tap'
-import { build, createDatabase, privatePostgres, privateRedis, testEnv, waitFor, type Env } from '../../helper.js'
+import t from 'tap'
+import { build, createDatabase, lockTable, privatePostgres, privateRedis, testEnv, waitFor, type Env } from '../../helper.js'
+import { accountsWithEmail } from '../../users.js'
 import { listening, spawnServer } from '../../process.js'
 
 const registration = () => ({ email: `o${randomBytes(5).toString('hex')}@example.com`, password: 'a good password', name: 'Outage' })
 const register = async (app: FastifyInstance, payload: object, key?: string) =>
   await app.inject({ method: 'POST', url: '/auth/register', payload, headers: key === undefined ? {} : { 'idempotency-key': key } })
-
-/** Holds the users table locked, as a stuck PostgreSQL would, until `release`. */
-async function lockUsers (t: Test, databaseUrl: string): Promise<{ release: (options?: { endWaiting: boolean }) => Promise<void> }> {
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  t.teardown(async () => await client.end())
-  await client.query('BEGIN')
-  await client.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE')
-  return {
-    release: async ({ endWaiting } = { endWaiting: false }) => {
-      // A killed process's INSERT still waits here (PostgreSQL learns of a dead client only when it
-      // next writes to it): `endWaiting` ends it, as the client's death would have.
-      if (endWaiting) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = \'Lock\' AND pid <> pg_backend_pid()')
-      await client.query('COMMIT')
-    }
-  }
-}
 
 async function entryKeys (env: Env): Promise<string[]> {
   const redis = new Redis(env.REDIS_URL!)
@@ -74,7 +57,7 @@ t.test('a process killed mid-request leaves its key in flight only until its lea
   const doomed = await spawnServer(t, env)
   const survivor = await build(t, env)
   await listening(doomed)
-  const stuck = await lockUsers(t, env.DATABASE_URL!)
+  const stuck = await lockTable(t, env.DATABASE_URL!, 'users')
   const payload = registration()
   const key = randomUUID()
 
@@ -98,7 +81,7 @@ t.test('a request that runs for several leases keeps its key, over a real socket
   const app = await build(t, env)
   const other = await build(t, env)
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  const stuck = await lockUsers(t, env.DATABASE_URL!)
+  const stuck = await lockTable(t, env.DATABASE_URL!, 'users')
   const payload = registration()
   const key = randomUUID()
 
@@ -130,8 +113,7 @@ t.test('REDIS_WAIT_REPLICAS not met: the mark is not trusted, the request does n
   t.equal(refused.statusCode, 503)
   t.equal(refused.json().code, 'PW_IDEMPOTENCY_UNAVAILABLE')
   t.same(await entryKeys(env), [], 'the mark was taken back')
-  const { rows } = await app.pg.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE email = $1', [payload.email])
-  t.equal(rows[0]!.n, 0, 'nothing ran')
+  t.equal(await accountsWithEmail(app, payload.email), 0, 'nothing ran')
   t.equal(app.redisBreaker.open, false, 'a replica short is not a Redis failure: the breaker stays closed')
   t.equal((await register(app, registration())).statusCode, 201, 'without the header: unaffected')
 })

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { staggered, twoInstances } from '../../helper.js'
 import { parsePrometheus, valueOf } from '../../prometheus.js'
-import { bearer, login, register } from '../../users.js'
+import { accountsWithEmail, bearer, login, register } from '../../users.js'
 
 // The attack: one request sent twice at once, to two replicas, with one Idempotency-Key. However
 // the two interleave, the request runs once; the other answer is 409 (in flight) or the replay.
@@ -41,8 +41,7 @@ t.test(`${REGISTRATIONS} registrations, each sent at once to two instances with 
     t.equal(ran[0]?.statusCode, 201)
     notRunAgain(t, ran[0]!, other[0]!)
     if (other[0]!.statusCode === 409) conflicts++
-    const { rows } = await a.pg.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE email = $1', [payload.email])
-    t.equal(rows[0]!.n, 1, `trial ${i}: one account`)
+    t.equal(await accountsWithEmail(a, payload.email), 1, `trial ${i}: one account`)
   }
   t.ok(conflicts > 0, `the requests overlapped in flight (${conflicts} times)`)
   const counted = await Promise.all([a, b].map(async app => valueOf(parsePrometheus((await app.inject('/metrics')).body), 'pulsewatch_idempotency_requests_total', { outcome: 'conflict' }) ?? 0))
